@@ -1,0 +1,81 @@
+# vistsne: two commands on a fresh machine -- `make demo` and `make test`.
+# Every target but install and clean installs first when needed.
+
+PYTHON      ?= python3.11
+VENV        ?= .venv
+BIN         := $(VENV)/bin
+VISTSNE     := $(BIN)/vistsne
+STAMP       := $(VENV)/.installed
+
+CONFIG      ?= configs/digits_resnet18.py
+CHECKPOINT  ?= work_dirs/demo/digits_resnet18.pth
+STORE       ?=
+STAGE       ?= pre_logits
+PERPLEXITY  ?= 30
+SWEEP_PERPLEXITY ?= 5,15,30,50
+N_ITER      ?= 1000
+SEED        ?= 0
+OUT         ?= work_dirs/vistsne_figures
+QUICK       ?=
+FULL        ?=
+
+comma := ,
+empty :=
+space := $(empty) $(empty)
+# PERPLEXITY may be one value or a space- or comma-separated list
+PERPLEXITY_LIST = $(subst $(space),$(comma),$(strip $(PERPLEXITY)))
+STORE_ARG   = $(if $(strip $(STORE)),--store $(STORE),)
+CKPT_ARG    = $(if $(strip $(CHECKPOINT)),--checkpoint $(CHECKPOINT),)
+
+.PHONY: install demo test extract embed sweep render bench clean browser checkpoint help
+
+help:
+	@echo "make demo | test | extract | embed | sweep | render | bench | install | clean"
+	@echo "variables: CONFIG CHECKPOINT STORE STAGE PERPLEXITY N_ITER SEED (see README.md)"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; install Python 3.11 (or run make PYTHON=python3.X with 3.10 or newer)"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' || { echo "make: vistsne needs Python >= 3.10; run make PYTHON=python3.11"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo "make: could not create $(VENV); install the venv module (apt-get install python3-venv)"; exit 1; }
+	@echo "installing vistsne and its pinned dependencies into $(VENV) (first time: a few minutes)"
+	@$(BIN)/python -m pip install -q --upgrade "pip>=23" >/dev/null || { echo "make: pip upgrade failed; check the network to the package registry"; exit 1; }
+	@$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]" || { echo "make: installing dependencies failed (see pip's message above); check the registry and constraints.txt, then rerun make install"; exit 1; }
+	@$(BIN)/python -c "import vistsne, torch, torchvision, mmpretrain, openTSNE, zarr" 2>/dev/null || { echo "make: the installed stack does not import; run $(BIN)/python -c 'import mmpretrain' to see why"; exit 1; }
+	@touch $(STAMP)
+	@echo "install: $(VENV) ready"
+
+checkpoint: $(STAMP)
+	$(VISTSNE) demo --train-only
+
+demo: $(STAMP)
+	$(VISTSNE) demo $(STORE_ARG)
+
+extract: $(STAMP)
+	@test -n "$(CHECKPOINT)" -a ! -f "$(CHECKPOINT)" -a "$(CHECKPOINT)" = "work_dirs/demo/digits_resnet18.pth" && $(VISTSNE) demo --train-only || true
+	$(VISTSNE) extract $(CONFIG) $(CKPT_ARG) $(STORE_ARG)
+
+embed: extract
+	$(VISTSNE) embed $(STORE_ARG) $(CONFIG) $(CKPT_ARG) --stage $(STAGE) --perplexity $(PERPLEXITY_LIST) --n-iter $(N_ITER) --seed $(SEED)
+
+sweep: extract
+	$(VISTSNE) embed $(STORE_ARG) $(CONFIG) $(CKPT_ARG) --stage $(STAGE) --perplexity $(if $(filter command line,$(origin PERPLEXITY)),$(PERPLEXITY_LIST),$(SWEEP_PERPLEXITY)) --n-iter $(N_ITER) --seed $(SEED)
+
+render: $(STAMP)
+	$(VISTSNE) render $(STORE_ARG) $(CONFIG) $(CKPT_ARG) --out $(OUT) --format png,html
+
+browser:
+	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	  && echo "browser: installed Debian chromium" || echo "browser: chromium not installed (needs root and apt-get); the browser test will skip"; }
+
+test: $(STAMP) browser
+	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick,) $(if $(FULL),--full,)
+
+clean:
+	rm -rf $(VENV) work_dirs build *.egg-info .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,319 @@
+"""t-SNE parameters: one frozen dataclass, validated in one place.
+
+:class:`EmbedParams` holds what the user asks for. :func:`resolve` derives the
+values that depend on the data (learning rate, gradient method, PCA dims, kNN
+size) without changing the inputs, so both can be recorded next to a map.
+:func:`check_data` holds the checks that need the data's shape.
+
+Only the standard library and :mod:`vistsne.errors` are imported here, so
+importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from vistsne.errors import FeatureError, ParamError
+
+#: Below this many rows (1-2 components) Barnes-Hut is used, FFT from here on.
+#: Tuned by benchmark; 3 components always use Barnes-Hut.
+METHOD_SWITCH_N = 5000
+
+#: With ``pca_dims="auto"``, features wider than this are reduced by PCA ...
+PCA_AUTO_MIN_FEATURES = 100
+#: ... to this many dimensions.
+PCA_AUTO_DIMS = 50
+
+#: Below this many rows the kNN graph is exact (openTSNE's own switch),
+#: from here on it is approximate (Annoy).
+EXACT_KNN_MAX_N = 1000
+
+INITS = ("pca", "spectral", "random")
+METHODS = ("auto", "fft", "bh")
+
+_MAX_SEED = 2**32 - 1
+
+
+def _flag(name: str) -> str:
+    """The command-line spelling of a field name: ``n_iter`` -> ``--n-iter``."""
+    return "--" + name.replace("_", "-")
+
+
+def _label(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _fmt(value: Any) -> str:
+    """A number as a user would type it: 30.0 -> ``30``, 0.5 -> ``0.5``."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _as_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    """Coerce ``value`` to an int in [minimum, maximum] or raise ParamError."""
+    if isinstance(value, bool):
+        raise ParamError(f"{_label(name)} must be a whole number, not {value!r}",
+                         f"use {_flag(name)} N")
+    try:
+        if isinstance(value, str):
+            value = value.strip()
+        as_float = float(value)
+        if not as_float.is_integer():
+            raise ValueError
+        number = int(as_float)
+    except (TypeError, ValueError, OverflowError):
+        raise ParamError(f"{_label(name)} must be a whole number, not {value!r}",
+                         f"use {_flag(name)} N") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        allowed = f"{minimum}..{maximum}" if maximum is not None else f"{minimum} or more"
+        raise ParamError(f"{_label(name)} {number} is out of range",
+                         f"use {_flag(name)} {allowed}")
+    return number
+
+
+def _as_float(name: str, value: Any, *, positive: bool = False, minimum: float | None = None,
+              below: float | None = None) -> float:
+    """Coerce ``value`` to a finite float within the given bounds or raise ParamError."""
+    if isinstance(value, bool):
+        raise ParamError(f"{_label(name)} must be a number, not {value!r}",
+                         f"use {_flag(name)} X")
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise ParamError(f"{_label(name)} must be a number, not {value!r}",
+                         f"use {_flag(name)} X") from None
+    if not math.isfinite(number):
+        raise ParamError(f"{_label(name)} must be finite, not {value!r}",
+                         f"use {_flag(name)} X")
+    if positive and number <= 0:
+        raise ParamError(f"{_label(name)} {_fmt(number)} must be positive",
+                         f"use {_flag(name)} X with X > 0")
+    if minimum is not None and number < minimum:
+        raise ParamError(f"{_label(name)} {_fmt(number)} is below {_fmt(minimum)}",
+                         f"use {_flag(name)} {_fmt(minimum)} or more")
+    if below is not None and number >= below:
+        raise ParamError(f"{_label(name)} {_fmt(number)} must be below {_fmt(below)}",
+                         f"use {_flag(name)} X with X < {_fmt(below)}")
+    return number
+
+
+def _as_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    text = str(value).strip().lower() if isinstance(value, str) else None
+    if text not in choices:
+        raise ParamError(f"unknown {_label(name)} {value!r}",
+                         f"use {_flag(name)} {' | '.join(choices)}")
+    return text
+
+
+@dataclass(frozen=True)
+class EmbedParams:
+    """Everything that defines one t-SNE map of one feature array.
+
+    Call :meth:`validate` to get a checked, normalised copy (numbers coerced to
+    their types, choices lower-cased); construction itself never raises.
+    """
+
+    perplexity: float = 30.0
+    #: TOTAL iterations, the early-exaggeration phase included (as scikit-learn).
+    n_iter: int = 1000
+    early_exaggeration: float = 12.0
+    #: ``"auto"`` or a positive float, in openTSNE's convention
+    #: (scikit-learn's numbers are 4x ours).
+    learning_rate: float | str = "auto"
+    n_components: int = 2
+    init: str = "pca"
+    #: Stop a phase when the KL divergence has not improved for this many
+    #: iterations (checked every 50 iterations); 0 turns the check off.
+    n_iter_without_progress: int = 300
+    #: ``"auto"`` | 0 (off) | N
+    pca_dims: int | str = "auto"
+    seed: int = 0
+    early_exaggeration_iter: int = 250
+    initial_momentum: float = 0.5
+    final_momentum: float = 0.8
+    #: Barnes-Hut accuracy/speed trade-off.
+    theta: float = 0.5
+    #: Negative-gradient method: ``"auto"`` | ``"fft"`` | ``"bh"``.
+    method: str = "auto"
+
+    def validate(self) -> "EmbedParams":
+        """Check every field; return a normalised copy or raise :class:`ParamError`."""
+        values = dict(
+            perplexity=_as_float("perplexity", self.perplexity, minimum=1.0),
+            n_iter=_as_int("n_iter", self.n_iter, 1),
+            early_exaggeration=_as_float("early_exaggeration", self.early_exaggeration,
+                                         positive=True),
+            learning_rate=_learning_rate(self.learning_rate),
+            n_components=_as_int("n_components", self.n_components, 1, 3),
+            init=_as_choice("init", self.init, INITS),
+            n_iter_without_progress=_as_int("n_iter_without_progress",
+                                            self.n_iter_without_progress, 0),
+            pca_dims=_pca_dims(self.pca_dims),
+            seed=_as_int("seed", self.seed, 0, _MAX_SEED),
+            early_exaggeration_iter=_as_int("early_exaggeration_iter",
+                                            self.early_exaggeration_iter, 0),
+            initial_momentum=_as_float("initial_momentum", self.initial_momentum,
+                                       minimum=0.0, below=1.0),
+            final_momentum=_as_float("final_momentum", self.final_momentum,
+                                     minimum=0.0, below=1.0),
+            theta=_as_float("theta", self.theta, minimum=0.0),
+            method=_as_choice("method", self.method, METHODS),
+        )
+        if values["n_iter"] < values["early_exaggeration_iter"]:
+            ee = values["early_exaggeration_iter"]
+            raise ParamError(
+                f"n-iter {values['n_iter']} is smaller than the early-exaggeration phase "
+                f"({ee} iterations)",
+                f"use --n-iter {ee} or more (or a smaller --early-exaggeration-iter)")
+        if values["n_components"] == 3 and values["method"] == "fft":
+            raise ParamError("method fft supports 1 or 2 components, not 3",
+                             "use --method bh or --method auto for 3-D maps")
+        return replace(self, **values)
+
+    def to_dict(self) -> dict:
+        """The fields as a plain, JSON-able dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EmbedParams":
+        """Build validated params from :meth:`to_dict` output; missing keys take defaults."""
+        if not isinstance(d, dict):
+            raise ParamError(f"t-SNE parameters must be a mapping, not {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ParamError(f"unknown t-SNE parameter(s) {', '.join(unknown)}",
+                             f"use only {', '.join(sorted(known))}")
+        return cls(**d).validate()
+
+
+def _learning_rate(value: Any) -> float | str:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _as_float("learning_rate", value, positive=True)
+    except ParamError:
+        raise ParamError(f"learning-rate must be 'auto' or a positive number, not {value!r}",
+                         "use --learning-rate auto or e.g. --learning-rate 200") from None
+
+
+def _pca_dims(value: Any) -> int | str:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _as_int("pca_dims", value, 0)
+    except ParamError:
+        raise ParamError(f"pca-dims must be 'auto', 0 (off) or a positive whole number, "
+                         f"not {value!r}", "use --pca-dims auto, 0 or e.g. 50") from None
+
+
+def sweep(base: EmbedParams, **lists: Any) -> list[EmbedParams]:
+    """The cartesian product of value lists for any fields, each validated.
+
+    ``sweep(base, perplexity=[5, 30, 50], seed=[0, 1])`` gives six params. The
+    order is stable and independent of the keyword order: fields vary in their
+    declaration order, the first varying slowest. A scalar counts as a one-item
+    list; repeated values (after normalisation) are kept once.
+    """
+    known = [f.name for f in fields(EmbedParams)]
+    unknown = sorted(set(lists) - set(known))
+    if unknown:
+        raise ParamError(f"cannot sweep unknown parameter(s) {', '.join(unknown)}",
+                         f"use one of {', '.join(known)}")
+    names = [name for name in known if name in lists]
+    value_lists = []
+    for name in names:
+        values = lists[name]
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            values = [values]
+        values = list(values)
+        if not values:
+            raise ParamError(f"the sweep over {_label(name)} has no values",
+                             f"give at least one value to {_flag(name)}")
+        value_lists.append(values)
+    result: list[EmbedParams] = []
+    seen: set[EmbedParams] = set()
+    for combo in itertools.product(*value_lists):
+        params = replace(base, **dict(zip(names, combo))).validate()
+        if params not in seen:
+            seen.add(params)
+            result.append(params)
+    return result
+
+
+def resolve(params: EmbedParams, n_samples: int, n_features: int) -> dict:
+    """The data-dependent values used for ``params`` on an ``n_samples x n_features`` array.
+
+    Returns a JSON-able dict with ``learning_rate`` (float), ``method``
+    (``"fft"``/``"bh"``), ``pca_dims`` (int, 0 = off), ``pca_dims_clamped``
+    (whether a requested N was cut to the data), ``k_neighbors`` (neighbours the
+    affinities use) and ``knn_method`` (``"exact"``/``"annoy"``). ``params`` is
+    not changed.
+    """
+    p = params.validate()
+    n_samples, n_features = int(n_samples), int(n_features)
+
+    if p.learning_rate == "auto":
+        learning_rate = max(200.0, n_samples / p.early_exaggeration)
+    else:
+        learning_rate = float(p.learning_rate)
+
+    if p.method != "auto":
+        method = p.method
+    elif p.n_components == 3:
+        method = "bh"  # openTSNE's FFT gradient is 1-D/2-D only
+    else:
+        method = "fft" if n_samples >= METHOD_SWITCH_N else "bh"
+
+    if p.pca_dims == "auto":
+        wanted = PCA_AUTO_DIMS if n_features > PCA_AUTO_MIN_FEATURES else 0
+    else:
+        wanted = int(p.pca_dims)
+    pca_dims = min(wanted, n_features, n_samples) if wanted > 0 else 0
+    clamped = p.pca_dims != "auto" and pca_dims != wanted
+
+    return {
+        "learning_rate": float(learning_rate),
+        "method": method,
+        "pca_dims": int(pca_dims),
+        "pca_dims_clamped": bool(clamped),
+        "k_neighbors": int(max(1, min(n_samples - 1, int(3 * p.perplexity)))),
+        "knn_method": "exact" if n_samples < EXACT_KNN_MAX_N else "annoy",
+    }
+
+
+def largest_perplexity(n_samples: int) -> float:
+    """The largest perplexity openTSNE accepts for ``n_samples`` rows (3*p <= N-1)."""
+    return (int(n_samples) - 1) / 3.0
+
+
+def check_data(params: EmbedParams, n_samples: int, n_classes: int) -> None:
+    """Raise if ``params`` cannot run on data of this size.
+
+    :class:`FeatureError` for fewer than 2 rows or 2 classes;
+    :class:`ParamError` for a perplexity too large for the rows (openTSNE
+    needs ``3 * perplexity <= n_samples - 1``).
+    """
+    n_samples, n_classes = int(n_samples), int(n_classes)
+    if n_samples < 2:
+        raise FeatureError(f"the features hold {n_samples} row(s); a t-SNE map needs at least 2",
+                           "extract features for more images")
+    if n_classes < 2:
+        raise FeatureError(f"the labels hold {n_classes} class(es); the map metrics need at "
+                           "least 2", "use a dataset (or --images folder) with 2 or more classes")
+    perplexity = float(params.perplexity)
+    limit = largest_perplexity(n_samples)
+    if limit < 1:
+        raise FeatureError(f"the features hold {n_samples} rows; a t-SNE map needs at least 4 "
+                           "(perplexity 1 needs 3 neighbours per row)",
+                           "extract features for more images")
+    if 3 * perplexity > n_samples - 1:
+        shown = str(int(limit))
+        raise ParamError(
+            f"perplexity {_fmt(perplexity)} is too large for {n_samples} rows; "
+            f"the largest that works is {shown}",
+            f"use --perplexity {shown} or less")

@@ -1,0 +1,349 @@
+"""The t-SNE engine: many maps of one feature array, sharing what they can.
+
+:func:`embed_many` runs a list of :class:`~vistsne.embed.params.EmbedParams`
+on one array and yields an :class:`EmbedResult` as soon as each map is done.
+Work that does not depend on a swept parameter is done once per call:
+
+* feature preprocessing (PCA) once per distinct resolved ``pca_dims``;
+* one kNN graph per preprocessed array, for the largest perplexity in the list;
+  smaller perplexities reuse its neighbours (openTSNE's ``set_perplexity``);
+* PCA initialisation once per (preprocessed array, components, seed), spectral
+  once per (affinities, components, seed);
+* the feature-space k-NN accuracy once.
+
+``params.seed`` drives the initialisation and the optimisation. Preprocessing
+PCA and the kNN index use the fixed seeds :data:`PREPROCESS_SEED` and
+:data:`KNN_SEED`, so a seed sweep shares one graph and a map depends on its
+own params and the data only.
+
+openTSNE and scikit-learn are imported inside the functions so that importing
+this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vistsne.embed.metrics import knn_accuracy, map_metrics
+from vistsne.embed.params import EmbedParams, check_data, resolve
+from vistsne.errors import FeatureError, ParamError
+
+#: Seed of the preprocessing PCA inside :func:`embed_many`.
+PREPROCESS_SEED = 0
+#: Seed of the (approximate) kNN index inside :func:`embed_many`.
+KNN_SEED = 0
+#: The KL divergence is checked for progress every this many iterations.
+CHECK_EVERY = 50
+#: With a progress bar, the bar moves every this many iterations.
+PROGRESS_EVERY = 10
+
+#: Rows checked for NaN/inf at a time (keeps the mask small on big arrays).
+_CHECK_ROWS = 8192
+
+ProgressFactory = Callable[[int, str], Any]
+
+
+def check_features(X: np.ndarray, stage: str) -> None:
+    """Raise :class:`FeatureError` unless ``X`` is a 2-D array of finite numbers."""
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise FeatureError(f"the features of stage {stage!r} have shape {X.shape}, "
+                           "not (rows, dims)", f"re-extract stage {stage!r}")
+    if not np.issubdtype(X.dtype, np.number):
+        raise FeatureError(f"the features of stage {stage!r} have dtype {X.dtype}, "
+                           "not numbers", f"re-extract stage {stage!r}")
+    if np.issubdtype(X.dtype, np.integer):
+        return
+    bad_rows = sum(int(np.count_nonzero(~np.isfinite(X[i:i + _CHECK_ROWS]).all(axis=1)))
+                   for i in range(0, X.shape[0], _CHECK_ROWS))
+    if bad_rows:
+        raise FeatureError(
+            f"{bad_rows} of {X.shape[0]} rows of the features of stage {stage!r} "
+            "hold NaN or inf",
+            f"re-extract stage {stage!r} (check the model, checkpoint and images)")
+
+
+def preprocess(X: np.ndarray, pca_dims_resolved: int, seed: int = 0) -> np.ndarray:
+    """Features ready for the kNN search: float64, reduced by PCA when dims > 0.
+
+    PCA runs on the input dtype (float32 stays float32 while it runs, to save
+    memory) and is deterministic for a given ``seed``.
+    """
+    X = np.asarray(X)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    dims = int(pca_dims_resolved)
+    if dims > 0:
+        from sklearn.decomposition import PCA
+
+        dims = min(dims, X.shape[0], X.shape[1])
+        X = PCA(n_components=dims, random_state=int(seed)).fit_transform(X)
+    return np.ascontiguousarray(X, dtype=np.float64)
+
+
+@dataclass
+class EmbedResult:
+    """One finished map and what it took."""
+
+    params: EmbedParams
+    #: :func:`~vistsne.embed.params.resolve` output plus ``knn_graph_k``
+    #: (the size of the shared kNN graph the affinities were taken from).
+    resolved: dict
+    #: float32, N x n_components.
+    coords: np.ndarray
+    kl_divergence: float
+    #: Iterations run over both phases (fewer than ``n_iter`` when stopped early).
+    n_iter_run: int
+    #: Wall time of this map's own work (initialisation and optimisation).
+    seconds: float
+    #: :func:`~vistsne.embed.metrics.map_metrics` output.
+    metrics: dict = field(default_factory=dict)
+
+
+@dataclass
+class SweepStats:
+    """Counts of the shared work done by :func:`embed_many` (for tests and logs)."""
+
+    knn_builds: int = 0
+    affinity_builds: int = 0
+    pca_inits: int = 0
+    preprocess_runs: int = 0
+
+
+class _NullBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _make_bar(progress: bool | ProgressFactory | None, total: int, desc: str) -> Any:
+    """A progress bar for one map: ``progress`` is a flag or a ``(total, desc)`` factory."""
+    if progress is None or progress is False:
+        return _NullBar()
+    if progress is True:
+        from vistsne.progress import Progress
+
+        return Progress(total, desc, unit="it")
+    if callable(progress):
+        return progress(total, desc)
+    raise TypeError(f"progress must be a bool or a (total, desc) factory, not {progress!r}")
+
+
+class _PhaseMonitor:
+    """openTSNE callback for one phase: moves the bar, stops when stuck.
+
+    The phase stops when the KL divergence, checked every :data:`CHECK_EVERY`
+    iterations, has not improved for ``patience`` iterations (0 = never).
+    """
+
+    def __init__(self, patience: int, n_iter: int, bar: Any):
+        self.patience = int(patience)
+        self.n_iter = int(n_iter)
+        self.bar = bar
+        self.best_error = np.inf
+        self.best_iter = 0
+        self.reported = 0
+        self.stopped_at: int | None = None
+
+    def __call__(self, iteration: int, error: float, embedding: np.ndarray) -> bool:
+        self.bar.update(iteration - self.reported)
+        self.reported = iteration
+        # Never stop on the phase's last iteration: it ends there anyway, and
+        # stopping would only skip its final update.
+        if self.patience <= 0 or iteration % CHECK_EVERY or iteration >= self.n_iter:
+            return False
+        if error < self.best_error:
+            self.best_error, self.best_iter = float(error), iteration
+            return False
+        if iteration - self.best_iter >= self.patience:
+            self.stopped_at = iteration
+            return True
+        return False
+
+    def finish(self, n_iter: int) -> int:
+        """Iterations this phase ran; moves the bar to the end of the phase."""
+        ran = self.stopped_at if self.stopped_at is not None else n_iter
+        self.bar.update(ran - self.reported)
+        self.reported = ran
+        return ran
+
+
+def _initial_positions(kind: str, X: np.ndarray, P: Any, n_components: int,
+                       seed: int) -> np.ndarray:
+    """openTSNE's pca / spectral / random initialisation (std 1e-4)."""
+    from openTSNE import initialization
+
+    if kind == "pca":
+        return initialization.pca(X, n_components=n_components, random_state=seed)
+    if kind == "spectral":
+        return initialization.spectral(P, n_components=n_components, random_state=seed)
+    return initialization.random(X.shape[0], n_components=n_components, random_state=seed)
+
+
+def _optimize(init: np.ndarray, P: Any, params: EmbedParams, resolved: dict, n_jobs: int,
+              bar: Any, track: bool) -> tuple[np.ndarray, float, int]:
+    """Run both phases; return (coords float32, final KL divergence, iterations run)."""
+    from openTSNE import TSNEEmbedding
+    from openTSNE.affinity import PrecomputedAffinities
+
+    # Each map gets its own copy of P: openTSNE scales P in place for the
+    # exaggeration and back, which must not touch the shared matrix.
+    affinities = PrecomputedAffinities(P.copy(), normalize=False)
+    embedding = TSNEEmbedding(
+        np.array(init, dtype=np.float64, copy=True), affinities,
+        negative_gradient_method=resolved["method"], n_jobs=n_jobs,
+        random_state=params.seed, theta=params.theta,
+    )
+    phases = [
+        (params.early_exaggeration_iter, params.early_exaggeration, params.initial_momentum),
+        (params.n_iter - params.early_exaggeration_iter, 1.0, params.final_momentum),
+    ]
+    every = PROGRESS_EVERY if track else CHECK_EVERY
+    n_run = 0
+    for n_iter, exaggeration, momentum in phases:
+        if n_iter <= 0:
+            continue
+        monitor = _PhaseMonitor(params.n_iter_without_progress, n_iter, bar)
+        use_callback = track or params.n_iter_without_progress > 0
+        embedding = embedding.optimize(
+            n_iter=n_iter, exaggeration=exaggeration, momentum=momentum,
+            learning_rate=resolved["learning_rate"], inplace=True,
+            callbacks=[monitor] if use_callback else None, callbacks_every_iters=every,
+        )
+        n_run += monitor.finish(n_iter)
+    # openTSNE evaluates the KL exactly at the end of a phase, and at a stop
+    # the embedding is the one the KL was evaluated on, so this is exact.
+    kl = float(embedding.kl_divergence)
+    return np.array(embedding.view(np.ndarray), dtype=np.float32), kl, n_run
+
+
+def _validate_all(X: np.ndarray, labels: np.ndarray, params_list: Iterable[EmbedParams],
+                  stage: str) -> tuple[list[EmbedParams], list[dict]]:
+    """Check data and every params before any heavy work; return params and resolved."""
+    check_features(X, stage)
+    if labels.shape[0] != X.shape[0]:
+        raise FeatureError(f"the features of stage {stage!r} have {X.shape[0]} rows but there "
+                           f"are {labels.shape[0]} labels", f"re-extract stage {stage!r}")
+    params_list = [p.validate() for p in params_list]
+    if not params_list:
+        raise ParamError("no t-SNE parameters to run", "give at least one set of parameters")
+    n, d = X.shape
+    n_classes = len(np.unique(labels))
+    resolved = []
+    for p in params_list:
+        check_data(p, n, n_classes)
+        r = resolve(p, n, d)
+        dims = r["pca_dims"] or d
+        if p.init == "pca" and p.n_components > min(dims, n):
+            raise ParamError(f"init pca needs at least {p.n_components} feature dimensions, "
+                             f"the features have {dims}", "use --init spectral or --init random")
+        resolved.append(r)
+    return params_list, resolved
+
+
+def embed_many(X: np.ndarray, labels: np.ndarray, params_list: Iterable[EmbedParams], *,
+               n_jobs: int = 1, progress: bool | ProgressFactory | None = True,
+               stats: SweepStats | None = None,
+               stage: str = "features") -> Iterator[EmbedResult]:
+    """Run every params on ``X`` and yield each :class:`EmbedResult` when it is done.
+
+    The data and all params are checked when this is called, before any work
+    and before the first result is asked for (errors raise here, not on the
+    first ``next``). Maps are run grouped by shared work (preprocessing, then
+    perplexity from the largest down, then input order), so results may come in
+    a different order than ``params_list``; each carries its own params.
+
+    ``progress``: True shows a bar per map on stderr, False none, or pass a
+    ``(total, desc)`` factory returning an object with ``update(n)`` and
+    ``close()`` (e.g. ``functools.partial(vistsne.progress.progress,
+    enabled=...)``). ``stats`` (optional) counts the shared work done.
+    ``stage`` names the features in error messages. With ``n_jobs=1`` the same
+    inputs and seed give the same coordinates.
+    """
+    X = np.asarray(X)
+    labels = np.asarray(labels).reshape(-1)
+    params_list, resolved = _validate_all(X, labels, params_list, stage)
+    stats = stats if stats is not None else SweepStats()
+    return _run_all(X, labels, params_list, resolved, n_jobs, progress, stats)
+
+
+def _run_all(X: np.ndarray, labels: np.ndarray, params_list: list[EmbedParams],
+             resolved: list[dict], n_jobs: int, progress: Any,
+             stats: SweepStats) -> Iterator[EmbedResult]:
+    """The generator behind :func:`embed_many`, on checked inputs."""
+    feature_acc = knn_accuracy(X, labels)
+    groups: dict[int, list[int]] = {}
+    for i, r in enumerate(resolved):
+        groups.setdefault(r["pca_dims"], []).append(i)
+    done = 0
+    for pca_dims, members in groups.items():
+        yield from _embed_group(X, labels, pca_dims, members, params_list, resolved, n_jobs,
+                                stats, feature_acc, progress, start=done,
+                                total=len(params_list))
+        done += len(members)
+
+
+def _embed_group(X: np.ndarray, labels: np.ndarray, pca_dims: int, members: list[int],
+                 params_list: list[EmbedParams], resolved: list[dict], n_jobs: int,
+                 stats: SweepStats, feature_acc: float, progress: Any, *, start: int,
+                 total: int) -> Iterator[EmbedResult]:
+    """All maps that share one preprocessed array (and so one kNN graph)."""
+    from openTSNE.affinity import PerplexityBasedNN
+
+    Xp = preprocess(X, pca_dims, PREPROCESS_SEED)
+    stats.preprocess_runs += 1
+
+    max_perplexity = max(params_list[i].perplexity for i in members)
+    affinities = PerplexityBasedNN(
+        Xp, perplexity=max_perplexity, method=resolved[members[0]]["knn_method"],
+        n_jobs=n_jobs, random_state=KNN_SEED,
+    )
+    graph_k = int(affinities.knn_index.k)
+    stats.knn_builds += 1
+    stats.affinity_builds += 1
+
+    pca_inits: dict[tuple[int, int], np.ndarray] = {}
+    count = start
+    for perplexity in sorted({params_list[i].perplexity for i in members}, reverse=True):
+        if perplexity != affinities.perplexity:
+            affinities.set_perplexity(perplexity)
+            stats.affinity_builds += 1
+        spectral_inits: dict[tuple[int, int], np.ndarray] = {}
+        for i in (j for j in members if params_list[j].perplexity == perplexity):
+            p = params_list[i]
+            count += 1
+            t0 = time.perf_counter()
+            key = (p.n_components, p.seed)
+            if p.init == "pca":
+                if key not in pca_inits:
+                    pca_inits[key] = _initial_positions("pca", Xp, None, *key)
+                    stats.pca_inits += 1
+                init = pca_inits[key]
+            elif p.init == "spectral":
+                if key not in spectral_inits:
+                    spectral_inits[key] = _initial_positions("spectral", Xp, affinities.P, *key)
+                init = spectral_inits[key]
+            else:
+                init = _initial_positions("random", Xp, None, *key)
+
+            desc = f"t-SNE {count}/{total} (perplexity {p.perplexity:g}, seed {p.seed})"
+            track = progress is not None and progress is not False
+            bar = _make_bar(progress, p.n_iter, desc)
+            try:
+                coords, kl, n_run = _optimize(init, affinities.P, p, resolved[i], n_jobs,
+                                              bar, track)
+            finally:
+                bar.close()
+            seconds = time.perf_counter() - t0
+            metrics = map_metrics(X, coords, labels, kl, feature_acc=feature_acc)
+            yield EmbedResult(
+                params=p, resolved={**resolved[i], "knn_graph_k": graph_k}, coords=coords,
+                kl_divergence=kl, n_iter_run=n_run, seconds=seconds, metrics=metrics,
+            )

@@ -1,0 +1,10 @@
+"""Stage one: features of every model stage into the store.
+
+Importing this package is cheap; torch and mmpretrain load only when
+inference runs.
+"""
+
+from .params import ExtractParams
+from .pipeline import ExtractResult, KeyInfo, entry_key, extract
+
+__all__ = ["ExtractParams", "ExtractResult", "KeyInfo", "entry_key", "extract"]

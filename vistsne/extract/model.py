@@ -1,0 +1,215 @@
+"""Build the model and read every stage's features in one forward pass (torch)."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any
+
+from ..errors import DatasetError, ParamError, StageError
+
+log = logging.getLogger("vistsne")
+
+
+def pick_device(device: str | None) -> str:
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ParamError(f"device {device} is not available on this machine", "use --device cpu")
+        if ":" in device and int(device.split(":")[1]) >= torch.cuda.device_count():
+            raise ParamError(f"device {device} does not exist ({torch.cuda.device_count()} GPUs)",
+                             "use --device cuda:0")
+    return device
+
+
+def _import_custom(cfg) -> None:
+    ci = cfg.get("custom_imports")
+    if ci:
+        from mmengine.utils import import_modules_from_strings
+
+        import_modules_from_strings(**ci)
+
+
+def build_model(cfg, device: str, seed: int = 0):
+    """The model of ``cfg``, in eval mode on ``device``; seeded random init."""
+    import torch
+    from mmengine.registry import DefaultScope
+
+    import mmpretrain.models  # noqa: F401  (fills the registry)
+    from mmpretrain.registry import MODELS
+
+    _import_custom(cfg)
+    torch.manual_seed(seed)
+    with DefaultScope.overwrite_default_scope("mmpretrain"):
+        model = MODELS.build(cfg.model)
+    return model.to(device).eval()
+
+
+def build_dataset(cfg):
+    """The test dataset, in test mode, never downloading."""
+    import mmpretrain.datasets  # noqa: F401
+    from mmengine.registry import DefaultScope
+
+    from mmpretrain.registry import DATASETS
+
+    _import_custom(cfg)
+    ds_cfg = cfg.test_dataloader.dataset.copy()
+    ds_cfg["test_mode"] = True
+    with DefaultScope.overwrite_default_scope("mmpretrain"):
+        cls = DATASETS.get(ds_cfg["type"]) if isinstance(ds_cfg["type"], str) else ds_cfg["type"]
+        if cls is None:
+            raise DatasetError(f"dataset type {ds_cfg['type']} is not registered",
+                               "check the config's test_dataloader.dataset.type")
+        if "download" in inspect.signature(cls.__init__).parameters:
+            ds_cfg["download"] = False
+        try:
+            return DATASETS.build(ds_cfg)
+        except (FileNotFoundError, RuntimeError, AssertionError, ValueError) as e:
+            raise DatasetError(f"cannot build the test dataset {ds_cfg['type']}: {str(e).strip()[:300]}",
+                               "check the dataset path in the config, or use --images DIR") from e
+
+
+def dataset_labels_and_classes(dataset) -> tuple[Any, list[str]]:
+    import numpy as np
+
+    labels = np.asarray(dataset.get_gt_labels(), dtype=np.int64)
+    if len(labels) == 0:
+        raise DatasetError("the test dataset is empty", "check the dataset path, or use --images DIR")
+    classes = dataset.metainfo.get("classes")
+    n = int(labels.max()) + 1
+    names = [str(c) for c in classes] if classes else [str(i) for i in range(n)]
+    if len(names) < n:
+        names += [str(i) for i in range(len(names), n)]
+    return labels, names
+
+
+def pool(t, mode: str, has_cls_token: bool):
+    """(N,C,H,W) -> global average; (N,L,C) -> token mean or class token; (N,C) as is."""
+    if t.ndim == 4:
+        return t.mean(dim=(2, 3))
+    if t.ndim == 3:
+        if mode == "cls":
+            if not has_cls_token:
+                raise ParamError("--pool cls needs a class token, and this backbone outputs none",
+                                 "use --pool avg")
+            return t[:, 0]
+        return t.mean(dim=1)
+    if t.ndim == 2:
+        return t
+    return t.reshape(t.shape[0], -1)
+
+
+def _as_tuple(x):
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+class StageReader:
+    """Calls the model's parts once and returns every wanted stage, pooled.
+
+    Stage names: ``backbone.<out index>`` per backbone output, ``neck`` (or
+    ``neck.<i>`` when the neck returns several), ``pre_logits``.
+    """
+
+    def __init__(self, model, vis_stage: str = "all", pool_mode: str = "avg"):
+        self.model = model
+        self.vis_stage = vis_stage
+        self.pool_mode = pool_mode
+        bb = getattr(model, "backbone", None)
+        self.has_cls_token = bool(getattr(bb, "with_cls_token", False)) and getattr(bb, "cls_token", None) is not None
+        sig = inspect.signature(model.extract_feat).parameters if hasattr(model, "extract_feat") else {}
+        self.staged = "stage" in sig  # ImageClassifier-like; else a self-supervisor
+        self.notes: list[str] = []
+        if vis_stage in ("neck", "pre_logits") and not self.staged:
+            raise StageError(f"stage {vis_stage} is unknown for {type(model).__name__}, whose "
+                             "extract_feat has no stage", "use --vis-stage backbone or all")
+        if self.staged:
+            if vis_stage == "neck" and not getattr(model, "with_neck", False):
+                raise StageError(f"stage neck is unknown for this model: it has no neck",
+                                 "use --vis-stage backbone, pre_logits or all")
+            if vis_stage == "pre_logits" and not hasattr(getattr(model, "head", None), "pre_logits"):
+                raise StageError("stage pre_logits is unknown for this model: its head has no pre_logits",
+                                 "use --vis-stage backbone, neck or all")
+        else:
+            self.notes.append(f"{type(model).__name__} extracts backbone features only; "
+                              "no neck or pre_logits stage stored")
+
+    def _backbone_names(self, n: int) -> list[str]:
+        idx = getattr(getattr(self.model, "backbone", None), "out_indices", None)
+        if isinstance(idx, int):
+            idx = [idx]
+        if idx is not None and len(list(idx)) == n:
+            return [f"backbone.{int(i)}" for i in idx]
+        return [f"backbone.{i}" for i in range(n)]
+
+    def __call__(self, inputs) -> dict:
+        want = self.vis_stage
+        out = {}
+        m = self.model
+        if not self.staged:
+            feats = _as_tuple(m.extract_feat(inputs))
+            for name, t in zip(self._backbone_names(len(feats)), feats):
+                out[name] = pool(t, self.pool_mode, self.has_cls_token)
+            return out
+        x = m.backbone(inputs)
+        feats = _as_tuple(x)
+        if want in ("backbone", "all"):
+            for name, t in zip(self._backbone_names(len(feats)), feats):
+                out[name] = pool(t, self.pool_mode, self.has_cls_token)
+        if want == "backbone":
+            return out
+        with_neck = getattr(m, "with_neck", False)
+        if with_neck:
+            x = m.neck(x)
+            if want in ("neck", "all"):
+                nf = _as_tuple(x)
+                names = ["neck"] if len(nf) == 1 else [f"neck.{i}" for i in range(len(nf))]
+                for name, t in zip(names, nf):
+                    out[name] = pool(t, self.pool_mode, self.has_cls_token)
+        elif want == "all" and "no neck" not in " ".join(self.notes):
+            self.notes.append("the model has no neck; no neck stage stored")
+        if want in ("pre_logits", "all"):
+            head = getattr(m, "head", None)
+            if head is not None and hasattr(head, "pre_logits"):
+                try:
+                    out["pre_logits"] = pool(_as_tuple(head.pre_logits(x))[-1], self.pool_mode,
+                                             self.has_cls_token)
+                except Exception as e:  # noqa: BLE001 - a head that cannot give pre-logits here
+                    if want == "pre_logits":
+                        raise StageError(f"stage pre_logits failed for this model: {e}",
+                                         "use --vis-stage backbone or neck") from e
+                    self.notes.append(f"the head's pre_logits failed ({e.__class__.__name__}); not stored")
+            elif want == "all" and not any("pre_logits" in n for n in self.notes):
+                self.notes.append("the model's head has no pre_logits; no pre_logits stage stored")
+        return out
+
+
+def default_stage(model) -> str:
+    """The reference tool's stage when ``--vis-stage`` is not given."""
+    sig = inspect.signature(model.extract_feat).parameters if hasattr(model, "extract_feat") else {}
+    if "stage" in sig and sig["stage"].default is not inspect.Parameter.empty:
+        return str(sig["stage"].default)
+    return "backbone"
+
+
+def thumbnails(inputs, size: int, bgr: bool):
+    """uint8 (N, size, size, 3) RGB thumbnails of the pipeline's images."""
+    import torch
+    import torch.nn.functional as F
+
+    x = inputs.float()
+    if x.shape[1] == 1:
+        x = x.repeat(1, 3, 1, 1)
+    x = x[:, :3]
+    if bgr:
+        x = x.flip(1)
+    h, w = x.shape[-2:]
+    scale = size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+    out = torch.zeros((x.shape[0], 3, size, size))
+    top, left = (size - nh) // 2, (size - nw) // 2
+    out[:, :, top:top + nh, left:left + nw] = x
+    return out.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

@@ -1,0 +1,64 @@
+"""Extract parameters: one frozen dataclass, validated in one place."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from ..errors import ParamError
+
+VIS_STAGES = ("backbone", "neck", "pre_logits", "all")
+POOLS = ("avg", "cls")
+DTYPES = ("float32", "float16")
+
+
+@dataclass(frozen=True)
+class ExtractParams:
+    config: str
+    checkpoint: str | None = None
+    test_cfg: str | None = None
+    cfg_options: tuple[str, ...] = ()
+    images: str | None = None
+    vis_stage: str = "all"
+    class_idx: tuple[int, ...] | None = None
+    max_num_class: int = 20
+    max_num_samples: int = 100
+    device: str | None = None          # None: cuda when available, else cpu (as the reference)
+    batch_size: int | None = None      # None: the config's test_dataloader batch size
+    num_workers: int | None = None     # None: the config's
+    pool: str = "avg"
+    dtype: str = "float32"
+    trust_checkpoint: bool = False
+    thumb_size: int = 48
+    init_seed: int = 0                 # seeds random init when there is no checkpoint
+    flush_rows: int = 1024             # rows buffered before a part is committed
+    flush_seconds: float = 20.0        # ... or seconds
+
+    def validate(self) -> "ExtractParams":
+        if self.vis_stage not in VIS_STAGES:
+            raise ParamError(f"unknown --vis-stage {self.vis_stage!r}", f"choose from {', '.join(VIS_STAGES)}")
+        if self.pool not in POOLS:
+            raise ParamError(f"unknown --pool {self.pool!r}", "choose avg or cls")
+        if self.dtype not in DTYPES:
+            raise ParamError(f"unknown --dtype {self.dtype!r}", "choose float32 or float16")
+        for name in ("max_num_class", "max_num_samples"):
+            if getattr(self, name) < 1:
+                raise ParamError(f"--{name.replace('_', '-')} must be at least 1", "pass a positive number")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ParamError("--batch-size must be at least 1", "pass a positive number")
+        if self.num_workers is not None and self.num_workers < 0:
+            raise ParamError("--num-workers must be 0 or more", "pass 0 to load in the main process")
+        if self.class_idx is not None and any(int(c) < 0 for c in self.class_idx):
+            raise ParamError(f"class index {min(self.class_idx)} is out of range", "class indices start at 0")
+        if self.device is not None and not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ParamError(f"unknown --device {self.device!r}", "use cpu, cuda or cuda:N")
+        if not 8 <= self.thumb_size <= 256:
+            raise ParamError("thumbnail size must be 8 to 256 px", "use the default 48")
+        return self
+
+    def key_fields(self) -> dict:
+        """The parameters that change stored values (the rest do not enter the key)."""
+        return {"pool": self.pool, "dtype": self.dtype, "thumb_size": self.thumb_size,
+                "init_seed": self.init_seed if self.checkpoint is None else None}
+
+    def to_dict(self) -> dict:
+        return asdict(self)

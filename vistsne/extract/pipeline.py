@@ -1,0 +1,245 @@
+"""Stage one: run the model once over the missing rows and store every stage.
+
+``entry_key`` computes an entry's content key without torch; ``extract`` is a
+cache hit (no torch, no mmpretrain) when the store already holds every
+selected row for every requested stage, and otherwise runs inference over the
+missing rows only, committing parts as it goes.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..errors import DatasetError, StageError
+from ..hashing import SCHEMA_VERSION, file_sha256, sha256_json
+from ..progress import Progress
+from ..selection import select_rows
+from .checkpoint import resolve_checkpoint
+from .config import LoadedConfig, check_dataset, feature_spec, load_config
+from .params import ExtractParams
+
+log = logging.getLogger("vistsne")
+
+
+@dataclass
+class KeyInfo:
+    key: str
+    loaded: LoadedConfig
+    checkpoint_path: Path | None
+    checkpoint_sha256: str
+    fingerprint: str | None
+
+
+@dataclass
+class ExtractResult:
+    entry: str
+    cached: bool
+    rows: int
+    new_rows: int
+    stages: dict[str, int]
+    seconds: float
+    store: str
+    indices: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"entry": self.entry, "cached": self.cached, "rows": self.rows, "new_rows": self.new_rows,
+                "stages": self.stages, "seconds": round(self.seconds, 3), "store": self.store}
+
+
+def entry_key(params: ExtractParams) -> KeyInfo:
+    """The content key of an entry: config parts, data fingerprint, checkpoint bytes."""
+    loaded = load_config(params.config, params.cfg_options, params.test_cfg, params.images)
+    fingerprint = check_dataset(loaded, params.config)
+    ckpt = resolve_checkpoint(params.checkpoint)
+    sha = file_sha256(ckpt) if ckpt is not None else "none"
+    key = sha256_json({
+        "schema": SCHEMA_VERSION,
+        "spec": feature_spec(loaded),
+        "data_files": fingerprint,
+        "checkpoint_sha256": sha,
+        "extract": params.key_fields(),
+    })
+    return KeyInfo(key=key, loaded=loaded, checkpoint_path=ckpt, checkpoint_sha256=sha, fingerprint=fingerprint)
+
+
+def _requested_stages(meta: dict, vis_stage: str) -> list[str] | None:
+    """Stage names a ``vis_stage`` stands for, when an earlier run recorded them."""
+    sets = meta.get("stage_sets") or {}
+    if vis_stage in sets:
+        return sets[vis_stage]
+    if "all" in sets:  # every stage of the model is known: pick this one's
+        names = [s for s in sets["all"] if s.split(".")[0] == vis_stage]
+        return names or None
+    return None
+
+
+def extract(params: ExtractParams, store, *, show_progress: bool = True) -> ExtractResult:
+    """Extract the selected rows into ``store`` (a :class:`vistsne.store.Store`)."""
+    t0 = time.perf_counter()
+    params = params.validate()
+    info = entry_key(params)
+    key = info.key
+    if store.has_entry(key):
+        meta = store.entry_meta(key)
+        labels = store.dataset_labels(key)
+        indices, _ = select_rows(labels, len(meta["class_names"]), params.class_idx,
+                                 params.max_num_class, params.max_num_samples)
+        stages = _requested_stages(meta, params.vis_stage)
+        if stages is not None:
+            missing = np.setdiff1d(indices, np.fromiter(store.present(key, stages), np.int64))
+            if len(missing) == 0:
+                dims = {s: meta["stages"][s] for s in stages}
+                return ExtractResult(key, True, len(indices), 0, dims, time.perf_counter() - t0,
+                                     store.path, indices)
+    return _run_inference(params, info, store, show_progress, t0)
+
+
+def _provenance(params: ExtractParams, info: KeyInfo, device: str, class_names: list[str]) -> dict:
+    import mmengine
+    import torch
+
+    import mmpretrain
+
+    return {
+        "key": info.key,
+        "schema": SCHEMA_VERSION,
+        "config": params.config,
+        "config_name": info.loaded.name,
+        "config_path": str(info.loaded.path),
+        "config_text": info.loaded.cfg.pretty_text,
+        "checkpoint": params.checkpoint,
+        "checkpoint_sha256": info.checkpoint_sha256,
+        "images": params.images,
+        "test_cfg": params.test_cfg,
+        "cfg_options": list(params.cfg_options),
+        "class_names": class_names,
+        "data_fingerprint": info.fingerprint,
+        "extract": params.key_fields(),
+        "versions": {"torch": torch.__version__, "mmengine": mmengine.__version__,
+                     "mmpretrain": mmpretrain.__version__, "vistsne": __version__,
+                     "python": platform.python_version()},
+        "device": device,
+        "host": platform.node(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: bool, t0: float) -> ExtractResult:
+    import torch
+    from mmengine.dataset import default_collate
+
+    from .checkpoint import apply_checkpoint
+    from .model import (StageReader, build_dataset, build_model, dataset_labels_and_classes,
+                        pick_device, thumbnails)
+
+    key = info.key
+    cfg = info.loaded.cfg
+    device = pick_device(params.device)
+    dataset = build_dataset(cfg)
+    labels, class_names = dataset_labels_and_classes(dataset)
+    indices, _ = select_rows(labels, len(class_names), params.class_idx,
+                             params.max_num_class, params.max_num_samples)
+    if len(indices) == 0:
+        raise DatasetError("no samples of the chosen classes in the test dataset",
+                           "check --class-idx / --max-num-class")
+    if not store.has_entry(key):
+        store.create_entry(key, _provenance(params, info, device, class_names), labels)
+    meta = store.entry_meta(key)
+
+    model = build_model(cfg, device, params.init_seed)
+    if info.checkpoint_path is not None:
+        apply_checkpoint(model, info.checkpoint_path, params.trust_checkpoint)
+    reader = StageReader(model, params.vis_stage, params.pool)
+    dp = model.data_preprocessor
+    bgr = bool(getattr(dp, "to_rgb", False) or getattr(dp, "_channel_conversion", False))
+
+    stages = _requested_stages(meta, params.vis_stage)
+    todo = indices if stages is None else np.setdiff1d(
+        indices, np.fromiter(store.present(key, stages), np.int64))
+    loader_cfg = cfg.test_dataloader
+    batch_size = params.batch_size or int(loader_cfg.get("batch_size", 32))
+    num_workers = params.num_workers if params.num_workers is not None else int(loader_cfg.get("num_workers", 0))
+
+    class Rows(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(todo)
+
+        def __getitem__(self, i):
+            di = int(todo[i])
+            return di, dataset[di]
+
+    def collate(batch):
+        try:
+            return [b[0] for b in batch], default_collate([b[1] for b in batch])
+        except RuntimeError as e:
+            raise DatasetError(f"images of one batch differ in size ({str(e).splitlines()[0][:120]})",
+                               "add a Resize/CenterCrop to the test pipeline or use images of one size") from e
+
+    loader = torch.utils.data.DataLoader(Rows(), batch_size=batch_size, shuffle=False,
+                                         num_workers=num_workers, collate_fn=collate,
+                                         persistent_workers=False)
+    dtype = np.float16 if params.dtype == "float16" else np.float32
+    buf: dict[str, list] = {"index": [], "thumb": []}
+    feats_buf: dict[str, list] = {}
+    dims: dict[str, int] = {}
+    last_flush = time.perf_counter()
+    new_rows = 0
+
+    def flush():
+        nonlocal last_flush, new_rows
+        if not buf["index"]:
+            return
+        idx = np.concatenate(buf["index"])
+        store.write_part(key, idx, labels[idx], np.concatenate(buf["thumb"]),
+                         {s: np.concatenate(v).astype(dtype, copy=False) for s, v in feats_buf.items()})
+        new_rows += len(idx)
+        buf["index"].clear()
+        buf["thumb"].clear()
+        feats_buf.clear()
+        last_flush = time.perf_counter()
+
+    first = True
+    with Progress(len(todo), f"extracting {info.loaded.name}", "img", enabled=show_progress) as bar:
+        with torch.inference_mode():
+            for idx, data in loader:
+                raw = data["inputs"]
+                if isinstance(raw, (list, tuple)):
+                    raise DatasetError("images of one batch differ in size",
+                                       "add a Resize/CenterCrop to the test pipeline or use images of one size")
+                data = dp(data, False)
+                out = reader(data["inputs"])
+                if first:
+                    first = False
+                    dims = {s: int(t.shape[1]) for s, t in out.items()}
+                    if not dims:
+                        raise StageError(f"no stage {params.vis_stage} in this model",
+                                         "use --vis-stage all to store what it has")
+                    for note in reader.notes:
+                        log.info(note)
+                    sets = dict(meta.get("stage_sets") or {})
+                    sets[params.vis_stage] = sorted(dims)
+                    store.update_entry_meta(key, stages=dims, stage_sets=sets)
+                buf["index"].append(np.asarray(idx, dtype=np.int64))
+                buf["thumb"].append(thumbnails(raw, params.thumb_size, bgr))
+                for s, t in out.items():
+                    feats_buf.setdefault(s, []).append(t.float().cpu().numpy())
+                bar.update(len(idx))
+                n_buf = sum(len(a) for a in buf["index"])
+                if n_buf >= params.flush_rows or time.perf_counter() - last_flush > params.flush_seconds:
+                    flush()
+        flush()
+    if first:  # nothing to run: every row was there, but this vis_stage was never recorded
+        meta = store.entry_meta(key)
+        dims = {s: meta["stages"][s] for s in (_requested_stages(meta, params.vis_stage) or meta["stages"])}
+    else:
+        store.update_entry_meta(key)
+    return ExtractResult(key, new_rows == 0, len(indices), new_rows, dims,
+                         time.perf_counter() - t0, store.path, indices, reader.notes)

@@ -1,0 +1,126 @@
+"""Content hashes for cache keys: sha256 over canonical JSON and file bytes.
+
+Keys never hash pickles or source code. File hashes are cached by
+(absolute path, size, mtime) in a small JSON file, so a 1 GB checkpoint is
+hashed once, not on every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+SCHEMA_VERSION = 1
+
+
+def _plain(obj: Any) -> Any:
+    """Turn tuples, numpy scalars, Paths and mappings into plain JSON values."""
+    if isinstance(obj, dict) or hasattr(obj, "items") and callable(obj.items):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (str, int)):
+        return obj
+    if isinstance(obj, float):
+        if math.isnan(obj) or math.isinf(obj):
+            return repr(obj)
+        return obj
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
+        return _plain(obj.item())
+    if hasattr(obj, "tolist"):
+        return _plain(obj.tolist())
+    return repr(obj)
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no whitespace: the same value, the same text."""
+    return json.dumps(_plain(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def sha256_json(obj: Any) -> str:
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("VISTSNE_CACHE_DIR")
+    if root:
+        return Path(root)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "vistsne"
+
+
+def _hash_file_bytes(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike, use_cache: bool = True) -> str:
+    """sha256 of a file's bytes, cached by (path, size, mtime_ns)."""
+    path = Path(path).resolve()
+    st = path.stat()
+    stamp = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+    cache_file = cache_dir() / "file-hashes.json"
+    cache: dict[str, str] = {}
+    if use_cache:
+        try:
+            cache = json.loads(cache_file.read_text())
+        except (OSError, ValueError):
+            cache = {}
+        if stamp in cache:
+            return cache[stamp]
+    digest = _hash_file_bytes(path)
+    if use_cache:
+        # drop stale stamps of the same path, then replace the file atomically
+        cache = {k: v for k, v in cache.items() if not k.startswith(f"{path}|")}
+        cache[stamp] = digest
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=cache_file.parent, suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                json.dump(cache, f)
+            os.replace(tmp, cache_file)
+        except OSError:
+            pass  # a read-only cache folder only costs speed
+    return digest
+
+
+def tree_fingerprint(roots: Iterable[str | os.PathLike]) -> str:
+    """A cheap fingerprint of local files: relative names, sizes and mtimes.
+
+    No file content is read. A root that is a file contributes itself; a
+    missing root contributes "missing".
+    """
+    h = hashlib.sha256()
+    for root in sorted({str(Path(r)) for r in roots}):
+        rp = Path(root)
+        h.update(f"root:{Path(root).name}\n".encode())
+        if rp.is_file():
+            st = rp.stat()
+            h.update(f"file|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            continue
+        if not rp.is_dir():
+            h.update(b"missing\n")
+            continue
+        for dirpath, dirnames, filenames in os.walk(rp):
+            dirnames.sort()
+            rel_dir = os.path.relpath(dirpath, rp)
+            for name in sorted(filenames):
+                try:
+                    st = os.stat(os.path.join(dirpath, name))
+                except OSError:
+                    continue
+                h.update(f"{rel_dir}/{name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()

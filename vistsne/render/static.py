@@ -1,0 +1,519 @@
+"""Static figures (PNG, SVG, PDF): one map, a sweep sheet, a thumbnail mosaic.
+
+matplotlib is imported inside the functions. Figures are plain
+``matplotlib.figure.Figure`` objects (no pyplot, no global state) unless
+windows are to be shown, in which case pyplot creates them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import textwrap
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import RenderError
+from ..progress import Progress
+from .colors import OTHER_COLOR, OTHER_LABEL, class_colors, rgba_table
+from .params import (STATIC_FORMATS, MapData, RenderParams, check_out_dir, normalize_coords,
+                     show_available)
+
+# Layout of a single map, in inches: a square figure holding a square axes
+# under a title band; a legend widens the figure to the right.
+MAP_SIDE_IN = 8.0
+_TITLE_IN = 0.6
+_BOTTOM_IN = 0.25
+_AXES_IN = MAP_SIDE_IN - _TITLE_IN - _BOTTOM_IN
+_LEFT_IN = (MAP_SIDE_IN - _AXES_IN) / 2
+
+# Sweep sheet panels, in inches.
+PANEL_IN = 3.0
+_CAPTION_IN = 0.5
+_GAP_IN = 0.2
+_ROW_LABEL_IN = 0.45
+_COL_LABEL_IN = 0.35
+_SHEET_TITLE_IN = 0.45
+
+_LEGEND_FONT = 8.0
+_LEGEND_ROWS = 30
+_NAME_CHARS = 32
+_LIMITS = (-0.03, 1.03)
+
+
+# ---------------------------------------------------------------- helpers
+
+def auto_point_size(n: int, axes_inches: float = _AXES_IN) -> float:
+    """Marker area (points^2) that reads well from 100 to 20,000 points.
+
+    ``500 / sqrt(n)`` on a 7-inch axes (50 at 100 points, 16 at 1,000, 3.5
+    at 20,000), scaled with the axes area, clipped to [0.3, 60].
+    """
+    s = 500.0 / math.sqrt(max(int(n), 1)) * (axes_inches / 7.0) ** 2
+    return float(np.clip(s, 0.3, 60.0))
+
+
+def _alpha_for(n: int) -> float:
+    return 1.0 if n <= 2000 else 0.8
+
+
+def draw_order(labels: np.ndarray, colors: Sequence[str | None]) -> np.ndarray:
+    """Order in which points are drawn: grey ("other") points first, then the
+    coloured ones in a fixed pseudo-random order, so that no class is always
+    painted over the others where they overlap."""
+    labels = np.asarray(labels)
+    perm = np.random.default_rng(0).permutation(labels.shape[0])
+    grey = np.array([c is None for c in colors], dtype=bool)[labels[perm]]
+    return np.concatenate([perm[grey], perm[~grey]])
+
+
+def mosaic_subsample(n: int, max_points: int) -> np.ndarray:
+    """Sorted indices of the points a mosaic draws: all of them up to
+    ``max_points``, else a fixed (seeded) random subset of that size."""
+    if n <= max_points:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).choice(n, size=max_points, replace=False))
+
+
+def _short(name: str, limit: int = _NAME_CHARS) -> str:
+    name = str(name)
+    return name if len(name) <= limit else name[: limit - 1] + "\u2026"
+
+
+def _wrap(text: str, width_in: float, fontsize: float, max_lines: int) -> str:
+    chars = max(int(width_in * 72.0 / (fontsize * 0.55)), 10)
+    lines = textwrap.wrap(" ".join(str(text).split()), chars) or [""]
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1][: max(chars - 1, 1)].rstrip() + "\u2026"
+    return "\n".join(lines)
+
+
+def _legend_entries(colors: Sequence[str | None], class_names: Sequence[str],
+                    present: np.ndarray) -> list[tuple[str, str]]:
+    """(label, colour) for each coloured class in ``present`` (sorted), plus
+    one grey entry when any present class is grey."""
+    entries = [(_short(class_names[c]), colors[c]) for c in present if colors[c] is not None]
+    if any(colors[c] is None for c in present):
+        entries.append((OTHER_LABEL, OTHER_COLOR))
+    return entries
+
+
+def _legend_layout(entries: list[tuple[str, str]]) -> tuple[int, float]:
+    """(columns, width in inches) of a legend with these entries."""
+    if not entries:
+        return 1, 0.0
+    ncol = math.ceil(len(entries) / _LEGEND_ROWS)
+    longest = max(len(label) for label, _ in entries)
+    col_w = 0.45 + longest * _LEGEND_FONT * 0.6 / 72.0
+    return ncol, ncol * col_w + 0.25
+
+
+def _add_legend(fig, entries, x_frac: float, ncol: int) -> None:
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], linestyle="", marker="o", markersize=6, markeredgewidth=0,
+                      color=color, label=label) for label, color in entries]
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(x_frac, 0.5),
+               frameon=False, fontsize=_LEGEND_FONT, ncol=ncol, handletextpad=0.3,
+               columnspacing=0.8, borderaxespad=0.0)
+
+
+def _new_figure(width_in: float, height_in: float, dpi: int, pyplot: bool):
+    if pyplot:
+        import matplotlib.pyplot as plt
+        return plt.figure(figsize=(width_in, height_in), dpi=dpi)
+    from matplotlib.figure import Figure
+    return Figure(figsize=(width_in, height_in), dpi=dpi)
+
+
+def _showing(params: RenderParams) -> bool:
+    return bool(params.show) and show_available()
+
+
+def _atomic_write(path: Path, write) -> Path:
+    """Call ``write(tmp_path)`` then move the result to ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise RenderError(f"cannot write {str(path)!r} ({e.strerror or type(e).__name__})",
+                          "pass --out with a folder you can write to and that has free space"
+                          ) from None
+    return path
+
+
+def save_figure(fig, path: Path, fmt: str, dpi: int) -> Path:
+    """Write ``fig`` as ``fmt``, with no timestamps (same input, same file)."""
+    import matplotlib
+    metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}}
+    with matplotlib.rc_context({"svg.hashsalt": "vistsne", "svg.fonttype": "path"}):
+        return _atomic_write(path, lambda tmp: fig.savefig(
+            tmp, format=fmt, dpi=dpi, metadata=metadata.get(fmt), facecolor="white"))
+
+
+def _style_axes(ax, dim: int) -> None:
+    if dim == 3:
+        for setter in (ax.set_xlim, ax.set_ylim, ax.set_zlim):
+            setter(*_LIMITS)
+        ax.set_xticklabels([])
+        ax.set_yticklabels([])
+        ax.set_zticklabels([])
+        ax.set_box_aspect((1, 1, 1))
+        ax.view_init(elev=20, azim=-60)
+        return
+    ax.set_xlim(*_LIMITS)
+    ax.set_xticks([])
+    if dim == 2:
+        ax.set_ylim(*_LIMITS)
+        ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_color("#999999")
+        spine.set_linewidth(0.6)
+
+
+def _strip_rows(labels: np.ndarray, present: np.ndarray):
+    """y positions of a 1-D map: one jittered row per present class (or pure
+    jitter past 40 classes) and the tick labels for the rows."""
+    jitter = np.random.default_rng(1).uniform(-0.35, 0.35, size=labels.shape[0])
+    if len(present) > 40:
+        return (jitter + 0.35) / 0.7, None
+    row_of = np.full(int(labels.max()) + 1, -1)
+    row_of[present] = np.arange(len(present))
+    return row_of[labels] + jitter, present
+
+
+def _draw_map(fig, rect, m: MapData, colors, size: float, rasterize: bool,
+              title: str | None, title_fontsize: float):
+    """Draw the points of ``m`` in a new axes at ``rect`` (figure fraction)."""
+    labels = np.asarray(m.labels)
+    xyz = normalize_coords(m.coords)
+    rgba = rgba_table(colors, alpha=_alpha_for(m.n))[labels]
+    order = draw_order(labels, colors)
+    dim = m.dim
+    if dim == 3:
+        ax = fig.add_axes(rect, projection="3d")
+        ax.scatter(xyz[order, 0], xyz[order, 1], xyz[order, 2], s=size, c=rgba[order],
+                   linewidths=0, depthshade=False)
+    elif dim == 2:
+        ax = fig.add_axes(rect)
+        ax.scatter(xyz[order, 0], xyz[order, 1], s=size, c=rgba[order], linewidths=0,
+                   rasterized=rasterize)
+    else:
+        ax = fig.add_axes(rect)
+        y, rows = _strip_rows(labels, np.unique(labels))
+        ax.scatter(xyz[order, 0], y[order], s=size, c=rgba[order], linewidths=0,
+                   rasterized=rasterize)
+    _style_axes(ax, dim)
+    if dim == 1:
+        if rows is None:
+            ax.set_ylim(-0.05, 1.05)
+            ax.set_yticks([])
+        else:
+            ax.set_ylim(-0.6, len(rows) - 0.4)
+            ax.set_yticks(np.arange(len(rows)))
+            ax.set_yticklabels([_short(m.class_names[c], 20) for c in rows], fontsize=7)
+            ax.tick_params(axis="y", length=0, pad=2)
+            ax.invert_yaxis()
+    if title:
+        ax.set_title(title, fontsize=title_fontsize, pad=4)
+    return ax
+
+
+# ---------------------------------------------------------------- one map
+
+def build_map_figure(m: MapData, params: RenderParams, *, pyplot: bool = False):
+    """The matplotlib Figure of one map (not saved). The points are one
+    ``PathCollection`` on ``fig.axes[0]``, drawn in :func:`draw_order` with
+    face colours from :func:`class_colors` of ``m.class_names``."""
+    params = params.validate()
+    m.check()
+    colors = class_colors(m.class_names, m.counts())
+    present = np.unique(np.asarray(m.labels))
+    entries = _legend_entries(colors, m.class_names, present) if params.legend else []
+    ncol, legend_w = _legend_layout(entries)
+    width = MAP_SIDE_IN + (legend_w + 0.1 if entries else 0.0)
+    fig = _new_figure(width, MAP_SIDE_IN, params.dpi, pyplot)
+
+    left_in, axes_w = _LEFT_IN, _AXES_IN
+    if m.dim == 1 and len(present) <= 40:  # room for the class names of the rows
+        label_in = min(max(len(_short(m.class_names[c], 20)) for c in present) * 0.06 + 0.15, 1.4)
+        left_in, axes_w = label_in, _AXES_IN - (label_in - _LEFT_IN)
+    rect = (left_in / width, _BOTTOM_IN / MAP_SIDE_IN, axes_w / width, _AXES_IN / MAP_SIDE_IN)
+    size = float(params.point_size) if params.point_size else auto_point_size(m.n)
+    _draw_map(fig, rect, m, colors, size, rasterize=m.n > 5000, title=None, title_fontsize=0)
+
+    fontsize = 11.0
+    text = _wrap(m.title, _AXES_IN, fontsize, 2)
+    if len(_wrap(m.title, _AXES_IN, fontsize, 3).splitlines()) > 2:
+        fontsize = 9.0
+        text = _wrap(m.title, _AXES_IN, fontsize, 3)
+    fig.text((_LEFT_IN + _AXES_IN / 2) / width, 1 - 0.08 / MAP_SIDE_IN, text,
+             ha="center", va="top", fontsize=fontsize)
+    if entries:
+        _add_legend(fig, entries, (_LEFT_IN + _AXES_IN + 0.15) / width, ncol)
+    return fig
+
+
+def _check_mosaic(m: MapData) -> None:
+    if m.dim != 2:
+        raise RenderError(f"a mosaic needs a 2-D map but {m.name} has {m.dim} dimension(s)",
+                          "embed with 2 dimensions or drop --mosaic")
+    if m.thumbnails is None:
+        raise RenderError(f"map {m.name} has no thumbnails for a mosaic",
+                          "extract features with thumbnails or drop --mosaic")
+
+
+def _render_one(m: MapData, out: Path, params: RenderParams, keep_open: bool):
+    m.check()
+    if params.mosaic:
+        _check_mosaic(m)  # before writing anything
+    paths: list[Path] = []
+    fig = None
+    if params.static_formats or keep_open:
+        fig = build_map_figure(m, params, pyplot=keep_open)
+        for fmt in params.static_formats:
+            paths.append(save_figure(fig, out / f"{m.name}.{fmt}", fmt, params.dpi))
+    if params.mosaic:
+        paths.append(render_mosaic(m, out / f"{m.name}_mosaic.png", replace(params, show=False)))
+    return paths, fig
+
+
+def render_map(m: MapData, out_dir, params: RenderParams) -> list[Path]:
+    """Write ``<out_dir>/<m.name>.<fmt>`` for each static format in
+    ``params.formats`` (html excluded: see :func:`render_html`) and, with
+    ``params.mosaic``, ``<m.name>_mosaic.png``. Returns the paths written.
+    With ``params.show`` and a display, also opens the figure (blocking)."""
+    params = params.validate()
+    out = check_out_dir(out_dir)
+    showing = _showing(params)
+    paths, fig = _render_one(m, out, params, keep_open=showing)
+    if showing and fig is not None:
+        import matplotlib.pyplot as plt
+        plt.show()
+        plt.close(fig)
+    return paths
+
+
+def render_maps(maps: Sequence[MapData], out_dir, params: RenderParams, *,
+                progress: bool = True) -> list[Path]:
+    """:func:`render_map` for many maps with a progress bar; with
+    ``params.show`` and a display, all windows open together at the end."""
+    params = params.validate()
+    out = check_out_dir(out_dir)
+    showing = _showing(params)
+    paths: list[Path] = []
+    figs = []
+    with Progress(len(maps), "render", unit="map", enabled=progress and len(maps) > 1) as bar:
+        for m in maps:
+            written, fig = _render_one(m, out, params, keep_open=showing)
+            paths.extend(written)
+            if showing and fig is not None:
+                figs.append(fig)
+            bar.update()
+    if figs:
+        import matplotlib.pyplot as plt
+        plt.show()
+        for fig in figs:
+            plt.close(fig)
+    return paths
+
+
+# ---------------------------------------------------------------- sweep sheet
+
+def _sheet_grid(grid, row_labels, col_labels):
+    rows = [list(r) for r in grid]
+    if not rows:
+        raise RenderError("sweep sheet has no rows", "pass at least one map")
+    ncols = max(len(r) for r in rows)
+    rows = [r + [None] * (ncols - len(r)) for r in rows]
+    maps = [m for r in rows for m in r if m is not None]
+    if not maps:
+        raise RenderError("sweep sheet has no maps (all cells empty)", "pass at least one map")
+    row_labels = list(row_labels) if row_labels else []
+    col_labels = list(col_labels) if col_labels else []
+    if row_labels and len(row_labels) != len(rows):
+        raise RenderError(f"sweep sheet has {len(rows)} rows but {len(row_labels)} row labels",
+                          "pass one label per row or none")
+    if col_labels and len(col_labels) != ncols:
+        raise RenderError(f"sweep sheet has {ncols} columns but {len(col_labels)} column labels",
+                          "pass one label per column or none")
+    first = list(maps[0].class_names)
+    for m in maps:
+        m.check()
+        if list(m.class_names) != first:
+            raise RenderError(f"sweep sheet panels {maps[0].name} and {m.name} have different "
+                              "class lists", "put only maps of one dataset in a sheet")
+    return rows, maps, row_labels, col_labels
+
+
+def build_sheet_figure(grid: Sequence[Sequence[MapData | None]], row_labels: Sequence[str],
+                       col_labels: Sequence[str], params: RenderParams, *, title: str = "",
+                       pyplot: bool = False):
+    """The Figure of a sweep sheet: ``grid[r][c]`` is drawn in row r, column
+    c (None: an empty cell). Each drawn panel is one axes (in row-major
+    order in ``fig.axes``) titled with its caption; colours come from the
+    shared class list; one legend at the right when ``params.legend``."""
+    params = params.validate()
+    rows, maps, row_labels, col_labels = _sheet_grid(grid, row_labels, col_labels)
+    nrows, ncols = len(rows), len(rows[0])
+    class_names = maps[0].class_names
+    if any(m.class_counts is not None for m in maps):
+        counts = next(m.class_counts for m in maps if m.class_counts is not None)
+    else:
+        counts = np.sum([m.counts() for m in maps], axis=0)
+    colors = class_colors(class_names, counts)
+    present = np.unique(np.concatenate([np.asarray(m.labels) for m in maps]))
+    entries = _legend_entries(colors, class_names, present) if params.legend else []
+    ncol, legend_w = _legend_layout(entries)
+
+    left = _ROW_LABEL_IN if row_labels else 0.15
+    top = (_SHEET_TITLE_IN if title else 0.1) + (_COL_LABEL_IN if col_labels else 0.0)
+    cell_h = _CAPTION_IN + PANEL_IN
+    width = left + ncols * PANEL_IN + (ncols - 1) * _GAP_IN + 0.15 + (legend_w + 0.1 if entries else 0.0)
+    height = top + nrows * cell_h + (nrows - 1) * _GAP_IN + 0.15
+    fig = _new_figure(width, height, params.dpi, pyplot)
+
+    for r, row in enumerate(rows):
+        y_top = height - top - r * (cell_h + _GAP_IN)   # top of the caption band
+        y0 = y_top - cell_h                              # bottom of the panel
+        if row_labels:
+            fig.text(0.2 / width, (y0 + PANEL_IN / 2) / height, str(row_labels[r]),
+                     rotation=90, ha="center", va="center", fontsize=10, fontweight="bold")
+        for c, m in enumerate(row):
+            x0 = left + c * (PANEL_IN + _GAP_IN)
+            if r == 0 and col_labels:
+                fig.text((x0 + PANEL_IN / 2) / width, (height - top + _COL_LABEL_IN / 2) / height,
+                         str(col_labels[c]), ha="center", va="center", fontsize=10,
+                         fontweight="bold")
+            if m is None:
+                continue
+            rect = (x0 / width, y0 / height, PANEL_IN / width, PANEL_IN / height)
+            size = float(params.point_size) if params.point_size else auto_point_size(m.n, PANEL_IN)
+            _draw_map(fig, rect, m, colors, size, rasterize=m.n > 5000,
+                      title=_wrap(m.caption or m.title, PANEL_IN, 7.0, 3), title_fontsize=7.0)
+    if title:
+        fig.text(0.5 * (left + ncols * (PANEL_IN + _GAP_IN)) / width, 1 - 0.08 / height,
+                 _wrap(title, width - 0.3, 11.0, 1), ha="center", va="top", fontsize=11)
+    if entries:
+        _add_legend(fig, entries, (left + ncols * PANEL_IN + (ncols - 1) * _GAP_IN + 0.2) / width,
+                    ncol)
+    return fig
+
+
+def render_sheet(grid: Sequence[Sequence[MapData | None]], row_labels: Sequence[str],
+                 col_labels: Sequence[str], out_path, params: RenderParams, *,
+                 title: str = "") -> Path:
+    """Write one image with a grid of panels (e.g. rows = stages, columns =
+    perplexities). The format is ``out_path``'s suffix (png, svg or pdf); with
+    no suffix, the first static format of ``params`` (png when none)."""
+    params = params.validate()
+    out_path = Path(out_path)
+    fmt = out_path.suffix.lower().lstrip(".")
+    if not fmt:
+        fmt = (params.static_formats or ("png",))[0]
+        out_path = out_path.with_name(f"{out_path.name}.{fmt}")
+    if fmt not in STATIC_FORMATS:
+        raise RenderError(f"a sweep sheet cannot be written as {fmt!r}",
+                          f"use a file name ending in {', '.join('.' + f for f in STATIC_FORMATS)}")
+    check_out_dir(out_path.parent)
+    showing = _showing(params)
+    fig = build_sheet_figure(grid, row_labels, col_labels, params, title=title, pyplot=showing)
+    save_figure(fig, out_path, fmt, params.dpi)
+    if showing:
+        import matplotlib.pyplot as plt
+        plt.show()
+        plt.close(fig)
+    return out_path
+
+
+# ---------------------------------------------------------------- mosaic
+
+def as_rgb_uint8(thumbnails: np.ndarray) -> np.ndarray:
+    """(N, h, w, 3) uint8 from (N, h, w), (N, h, w, 1|3|4), uint8 or float in [0, 1]."""
+    t = np.asarray(thumbnails)
+    if t.dtype != np.uint8:
+        t = np.clip(t.astype(np.float64) * (255.0 if t.max(initial=0) <= 1.0 else 1.0), 0, 255)
+        t = t.round().astype(np.uint8)
+    if t.ndim == 3:
+        t = t[..., None]
+    if t.shape[-1] == 1:
+        t = np.repeat(t, 3, axis=-1)
+    elif t.shape[-1] == 4:
+        t = t[..., :3]
+    return np.ascontiguousarray(t)
+
+
+def _font(size: int):
+    from PIL import ImageFont
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):  # Pillow without FreeType
+        return ImageFont.load_default()
+
+
+def build_mosaic_image(m: MapData, max_points: int = 3000):
+    """The mosaic as a PIL image: each thumbnail (at most ``max_points``, see
+    :func:`mosaic_subsample`) pasted at its map position in a frame of its
+    class colour, under a title band."""
+    from PIL import Image, ImageDraw
+    m.check()
+    _check_mosaic(m)
+    if int(max_points) < 1:
+        raise RenderError(f"mosaic max_points must be at least 1, not {max_points}",
+                          "pass e.g. 3000")
+    sel = mosaic_subsample(m.n, int(max_points))
+    thumbs = as_rgb_uint8(np.asarray(m.thumbnails)[sel])
+    th, tw = thumbs.shape[1:3]
+    scale = max(1, math.ceil(32 / max(th, tw)))  # tiny images (8x8 digits) are upscaled
+    th, tw = th * scale, tw * scale
+    side = int(np.clip(math.sqrt(len(sel)) * max(th, tw) * 1.6, 600, 6000))
+    title_h = 44
+    frame = 2
+    canvas = Image.new("RGB", (side, side + title_h), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((10, 12), " ".join(str(m.title).split())[:160], fill="black", font=_font(18))
+
+    xy = normalize_coords(np.asarray(m.coords)[sel])
+    labels = np.asarray(m.labels)[sel]
+    colors = class_colors(m.class_names, m.counts())
+    pad = max(th, tw) / 2 + frame + 2
+    cx = pad + xy[:, 0] * (side - 2 * pad)
+    cy = title_h + pad + (1.0 - xy[:, 1]) * (side - 2 * pad)
+    for i in draw_order(labels, colors):
+        im = Image.fromarray(thumbs[i] if scale == 1 else
+                             np.repeat(np.repeat(thumbs[i], scale, 0), scale, 1))
+        x0 = int(round(cx[i] - tw / 2))
+        y0 = int(round(cy[i] - th / 2))
+        color = colors[labels[i]] or OTHER_COLOR
+        draw.rectangle((x0 - frame, y0 - frame, x0 + tw + frame - 1, y0 + th + frame - 1),
+                       fill=color)
+        canvas.paste(im, (x0, y0))
+    return canvas
+
+
+def render_mosaic(m: MapData, out_path, params: RenderParams, max_points: int = 3000) -> Path:
+    """Write the thumbnail mosaic of a 2-D map as a PNG at ``out_path``."""
+    params = params.validate()
+    out_path = Path(out_path)
+    check_out_dir(out_path.parent)
+    image = build_mosaic_image(m, max_points)
+    _atomic_write(out_path, lambda tmp: image.save(tmp, format="PNG", optimize=False))
+    if _showing(params):
+        import matplotlib.pyplot as plt
+        w, h = image.size
+        fig = plt.figure(figsize=(8, 8 * h / w))
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.imshow(np.asarray(image))
+        ax.set_axis_off()
+        plt.show()
+        plt.close(fig)
+    return out_path
