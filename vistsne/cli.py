@@ -214,6 +214,211 @@ def extract(config, checkpoint, test_cfg, cfg_options, images, pool, dtype, trus
           f"stages {stages}; {res.seconds:.1f}s; store {res.store}")
 
 
+# -------------------------------------------------------------------- embed
+def _csv(text, cast, flag):
+    items = [t for t in str(text).replace(" ", ",").split(",") if t]
+    if not items:
+        raise click.BadParameter("give at least one value", param_hint=flag)
+    out = []
+    for t in items:
+        try:
+            out.append(cast(t))
+        except ValueError:
+            raise click.BadParameter(f"{t!r} is not a valid value", param_hint=flag) from None
+    return out
+
+
+def _lr(text):
+    return "auto" if text.strip().lower() == "auto" else float(text)
+
+
+def _entry_args(fn):
+    opts = [
+        click.argument("config", required=False),
+        click.option("--entry", default=None, metavar="KEY", help="Entry key or unique prefix (default: the latest)."),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return model_options(fn)
+
+
+def _find_entry(st, entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype):
+    from .entries import find_entry
+
+    return find_entry(st, entry, config, checkpoint=checkpoint, test_cfg=test_cfg,
+                      cfg_options=_split_multi(cfg_options), images=images, pool=pool, dtype=dtype)
+
+
+def tsne_options(fn):
+    opts = [
+        click.option("--perplexity", default="30", show_default=True, help="One value or a comma list (sweep)."),
+        click.option("--n-iter", default="1000", show_default=True,
+                     help="Total iterations, early exaggeration included; comma list sweeps."),
+        click.option("--early-exaggeration", default="12", show_default=True, help="Comma list sweeps."),
+        click.option("--learning-rate", default="auto", show_default=True,
+                     help="auto = max(200, N/early_exaggeration), openTSNE units; comma list sweeps."),
+        click.option("--n-components", default=2, show_default=True, type=int, help="1, 2 or 3."),
+        click.option("--init", "init", default="pca", show_default=True,
+                     help="pca, spectral or random; comma list sweeps."),
+        click.option("--n-iter-without-progress", default=300, show_default=True, type=int,
+                     help="Stop a phase when KL has not improved for this many iterations (0: off)."),
+        click.option("--pca-dims", default="auto", show_default=True,
+                     help="auto (50 when features are wider than 100), 0 (off) or N."),
+        click.option("--seed", default="0", show_default=True, help="Comma list sweeps."),
+        click.option("--method", type=click.Choice(["auto", "fft", "bh"]), default="auto", show_default=True,
+                     help="Negative gradient method; auto picks by N (recorded with the map)."),
+        click.option("--n-jobs", default=None, type=int, help="Threads (default: all cores)."),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def build_embed_params(perplexity, n_iter, early_exaggeration, learning_rate, n_components, init,
+                       n_iter_without_progress, pca_dims, seed, method):
+    from .embed import EmbedParams, sweep
+
+    pca = pca_dims if str(pca_dims).lower() == "auto" else int(pca_dims)
+    base = EmbedParams(n_components=n_components, n_iter_without_progress=n_iter_without_progress,
+                       pca_dims=pca, method=method)
+    return sweep(base, perplexity=_csv(perplexity, float, "--perplexity"),
+                 n_iter=_csv(n_iter, int, "--n-iter"),
+                 early_exaggeration=_csv(early_exaggeration, float, "--early-exaggeration"),
+                 learning_rate=_csv(learning_rate, _lr, "--learning-rate"),
+                 init=_csv(init, str, "--init"), seed=_csv(seed, int, "--seed"))
+
+
+def _n_jobs(n_jobs):
+    return n_jobs if n_jobs else (os.cpu_count() or 1)
+
+
+@cli.command()
+@_entry_args
+@click.option("--stage", "stages", multiple=True, metavar="NAME",
+              help="Stored array(s) to embed, e.g. backbone.3, neck, pre_logits; or all (default).")
+@selection_options
+@tsne_options
+@store_option
+@json_option
+@debug_option
+@handle_errors
+def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, trust_checkpoint, stages,
+          class_idx, max_num_class, max_num_samples, perplexity, n_iter, early_exaggeration, learning_rate,
+          n_components, init, n_iter_without_progress, pca_dims, seed, method, n_jobs, store_path, as_json,
+          debug):
+    """openTSNE over cached features: no inference, cached maps, metrics.
+
+    The entry is --entry KEY, or CONFIG [--checkpoint] (its key is computed,
+    nothing runs), or the most recent entry. Lists sweep: --perplexity 5,30,50.
+    """
+    if debug:
+        _setup_logging(True)
+    from .embed.cached import RowSelection, embed_entry, metrics_table
+
+    t0 = time.perf_counter()
+    params = build_embed_params(perplexity, n_iter, early_exaggeration, learning_rate, n_components, init,
+                                n_iter_without_progress, pca_dims, seed, method)
+    st = _open_store(store_path)
+    key = _find_entry(st, entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype)
+    stage_list = _split_multi(stages) or ("all",)
+    records = embed_entry(st, key, stage_list, params,
+                          RowSelection(_class_idx(class_idx), max_num_class, max_num_samples),
+                          n_jobs=_n_jobs(n_jobs), progress=_progress_enabled() and not as_json)
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in records]))
+        return
+    click.echo(metrics_table(records))
+    new = sum(not r.cached for r in records)
+    click.echo(f"embed: entry {key[:12]}: {len(records)} maps ({new} new, {len(records) - new} cached) over "
+               f"{len({r.stage for r in records})} stages in {time.perf_counter() - t0:.1f}s; store {st.path}")
+
+
+# ------------------------------------------------------------------- render
+@cli.command()
+@_entry_args
+@click.option("--stage", "stages", multiple=True, metavar="NAME", help="Only maps of these stages.")
+@click.option("--embedding", "embeddings", multiple=True, metavar="KEY|all|latest", default=("all",),
+              show_default=True, help="Embedding keys (prefixes), all, or latest (per stage).")
+@click.option("--out", "out_dir", default=os.path.join("work_dirs", "figures"), show_default=True,
+              type=click.Path(), help="Output folder.")
+@click.option("--format", "formats", default="png", show_default=True, help="Comma list of png, svg, pdf, html.")
+@click.option("--legend/--no-legend", default=False, show_default=True, help="A legend with the class names.")
+@click.option("--show", is_flag=True, help="Open a window where a display exists.")
+@click.option("--point-size", type=float, default=None, help="Marker area (default: from N).")
+@click.option("--dpi", type=int, default=100, show_default=True)
+@click.option("--mosaic", is_flag=True, help="Also draw the thumbnails at their map positions.")
+@store_option
+@json_option
+@debug_option
+@handle_errors
+def render(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, trust_checkpoint, stages,
+           embeddings, out_dir, formats, legend, show, point_size, dpi, mosaic, store_path, as_json, debug):
+    """Figures from the store alone: one per map, sweep sheets, an HTML page."""
+    if debug:
+        _setup_logging(True)
+    from .render import RenderParams
+    from .render.from_store import render_entry
+
+    t0 = time.perf_counter()
+    params = RenderParams(formats=RenderParams.parse_formats(formats), legend=legend, point_size=point_size,
+                          dpi=dpi, mosaic=mosaic, show=show).validate()
+    from .render import check_out_dir
+
+    check_out_dir(out_dir)
+    st = _open_store(store_path, "r")
+    key = _find_entry(st, entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype)
+    res = render_entry(st, key, out_dir, params, stages=_split_multi(stages),
+                       embeddings=_split_multi(embeddings) or ("all",),
+                       progress=_progress_enabled() and not as_json)
+    _emit(as_json, res.to_json(),
+          f"render: entry {key[:12]}: {res.maps} maps, {res.sheets} sweep sheets, {len(res.files)} files "
+          f"in {time.perf_counter() - t0:.1f}s; output {res.out_dir}")
+
+
+# ---------------------------------------------------------------------- run
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                               "help_option_names": []}, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@handle_errors
+def run(args):
+    """Drop-in for MMPretrain's vis_tsne.py: same arguments, cached (run --help for them)."""
+    from .run import run as run_reference
+
+    res = run_reference(list(args), show_progress=_progress_enabled())
+    click.echo(res.summary())
+
+
+# --------------------------------------------------------------------- demo
+@cli.command()
+@click.option("--out", "out_dir", default=os.path.join("work_dirs", "demo", "figures"), show_default=True,
+              type=click.Path(), help="Where the figures go.")
+@click.option("--train-only", is_flag=True, help="Only make the demo checkpoint (if missing).")
+@click.option("--retrain", is_flag=True, help="Train the demo checkpoint again.")
+@store_option
+@json_option
+@debug_option
+@handle_errors
+def demo(out_dir, train_only, retrain, store_path, as_json, debug):
+    """The built-in default, end to end: ResNet-18 on scikit-learn's digits.
+
+    Trains the demo checkpoint once (CPU, a few minutes), then extracts the
+    test split with it and with random init, embeds every stage, and renders
+    the maps side by side. A second run is all cache hits.
+    """
+    if debug:
+        _setup_logging(True)
+    from . import demo as demo_mod
+
+    t0 = time.perf_counter()
+    ckpt = demo_mod.train_checkpoint(force=retrain)
+    if train_only:
+        click.echo(f"demo: checkpoint {ckpt} ready in {time.perf_counter() - t0:.1f}s")
+        return
+    res = demo_mod.run_demo(_open_store(store_path), out_dir, checkpoint=str(ckpt),
+                            progress=_progress_enabled() and not as_json)
+    _emit(as_json, res.to_json(), res.summary(time.perf_counter() - t0))
+
+
 # -------------------------------------------------------------------- store
 @cli.group()
 def store():

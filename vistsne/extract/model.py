@@ -86,8 +86,14 @@ def dataset_labels_and_classes(dataset) -> tuple[Any, list[str]]:
     return labels, names
 
 
-def pool(t, mode: str, has_cls_token: bool):
-    """(N,C,H,W) -> global average; (N,L,C) -> token mean or class token; (N,C) as is."""
+def pool(t, mode: str, has_cls_token: bool, n: int | None = None):
+    """(N,C,H,W) -> global average; (N,L,C) -> token mean or class token; (N,C) as is.
+
+    ``n``, the batch size, restores the batch axis that a module squeezed away
+    from a batch of one (``x.squeeze()``), so that it pools as larger batches do.
+    """
+    if n == 1 and (t.ndim < 2 or t.shape[0] != 1):
+        t = t.unsqueeze(0)
     if t.ndim == 4:
         return t.mean(dim=(2, 3))
     if t.ndim == 3:
@@ -122,6 +128,7 @@ class StageReader:
         sig = inspect.signature(model.extract_feat).parameters if hasattr(model, "extract_feat") else {}
         self.staged = "stage" in sig  # ImageClassifier-like; else a self-supervisor
         self.notes: list[str] = []
+        self._cls_note = False
         if vis_stage in ("neck", "pre_logits") and not self.staged:
             raise StageError(f"stage {vis_stage} is unknown for {type(model).__name__}, whose "
                              "extract_feat has no stage", "use --vis-stage backbone or all")
@@ -133,31 +140,55 @@ class StageReader:
                 raise StageError("stage pre_logits is unknown for this model: its head has no pre_logits",
                                  "use --vis-stage backbone, neck or all")
         else:
-            self.notes.append(f"{type(model).__name__} extracts backbone features only; "
-                              "no neck or pre_logits stage stored")
+            self._note(f"{type(model).__name__} extracts backbone features only; "
+                       "no neck or pre_logits stage stored")
+
+    def _note(self, text: str) -> None:
+        """Record a note once (the reader runs once per batch)."""
+        if text not in self.notes:
+            self.notes.append(text)
 
     def _backbone_names(self, n: int) -> list[str]:
+        """``backbone.<out index>`` per output.
+
+        Backbones emit their outputs in stage order whatever the order of
+        ``out_indices`` (``(3, 1)`` gives stage 1, then stage 3), so the
+        indices are sorted; numbering falls back to positions when they do
+        not account for the outputs.
+        """
         idx = getattr(getattr(self.model, "backbone", None), "out_indices", None)
         if isinstance(idx, int):
             idx = [idx]
-        if idx is not None and len(list(idx)) == n:
-            return [f"backbone.{int(i)}" for i in idx]
+        try:
+            idx = sorted({int(i) for i in idx}) if idx is not None else None
+        except (TypeError, ValueError):
+            idx = None
+        if idx is not None and len(idx) == n and idx[0] >= 0:
+            return [f"backbone.{i}" for i in idx]
         return [f"backbone.{i}" for i in range(n)]
+
+    def _pool(self, name: str, t, n: int):
+        if self.pool_mode == "cls" and t.ndim == 4 and not self._cls_note:
+            self._cls_note = True
+            self._note(f"{name} is a feature map without tokens; --pool cls applies to token "
+                       "outputs, so feature maps are averaged")
+        return pool(t, self.pool_mode, self.has_cls_token, n)
 
     def __call__(self, inputs) -> dict:
         want = self.vis_stage
         out = {}
         m = self.model
+        n = int(inputs.shape[0])
         if not self.staged:
             feats = _as_tuple(m.extract_feat(inputs))
             for name, t in zip(self._backbone_names(len(feats)), feats):
-                out[name] = pool(t, self.pool_mode, self.has_cls_token)
+                out[name] = self._pool(name, t, n)
             return out
         x = m.backbone(inputs)
         feats = _as_tuple(x)
         if want in ("backbone", "all"):
             for name, t in zip(self._backbone_names(len(feats)), feats):
-                out[name] = pool(t, self.pool_mode, self.has_cls_token)
+                out[name] = self._pool(name, t, n)
         if want == "backbone":
             return out
         with_neck = getattr(m, "with_neck", False)
@@ -167,22 +198,21 @@ class StageReader:
                 nf = _as_tuple(x)
                 names = ["neck"] if len(nf) == 1 else [f"neck.{i}" for i in range(len(nf))]
                 for name, t in zip(names, nf):
-                    out[name] = pool(t, self.pool_mode, self.has_cls_token)
-        elif want == "all" and "no neck" not in " ".join(self.notes):
-            self.notes.append("the model has no neck; no neck stage stored")
+                    out[name] = self._pool(name, t, n)
+        elif want == "all":
+            self._note("the model has no neck; no neck stage stored")
         if want in ("pre_logits", "all"):
             head = getattr(m, "head", None)
             if head is not None and hasattr(head, "pre_logits"):
                 try:
-                    out["pre_logits"] = pool(_as_tuple(head.pre_logits(x))[-1], self.pool_mode,
-                                             self.has_cls_token)
+                    out["pre_logits"] = self._pool("pre_logits", _as_tuple(head.pre_logits(x))[-1], n)
                 except Exception as e:  # noqa: BLE001 - a head that cannot give pre-logits here
                     if want == "pre_logits":
                         raise StageError(f"stage pre_logits failed for this model: {e}",
                                          "use --vis-stage backbone or neck") from e
-                    self.notes.append(f"the head's pre_logits failed ({e.__class__.__name__}); not stored")
-            elif want == "all" and not any("pre_logits" in n for n in self.notes):
-                self.notes.append("the model's head has no pre_logits; no pre_logits stage stored")
+                    self._note(f"the head's pre_logits failed ({e.__class__.__name__}); not stored")
+            elif want == "all":
+                self._note("the model's head has no pre_logits; no pre_logits stage stored")
         return out
 
 

@@ -205,23 +205,23 @@ def _bokeh_figure(k: int, m: MapData, g: _Group, pixelated: bool):
     alpha = 1.0 if m.n <= 2000 else 0.8
     present = np.unique(g.labels)
     items, renderers = [], []
+    # one renderer per coloured class (so the legend can hide it), one for
+    # all grey classes; "key" is the class index, or -1 for grey classes
     if g.has_grey:
         r = p.scatter(xcol, ycol, source=g.source, size=size, fill_color=OTHER_COLOR,
                       line_color=None, fill_alpha=0.5,
-                      view=CDSView(filter=GroupFilter(column_name="grp", group=OTHER_LABEL)))
+                      view=CDSView(filter=GroupFilter(column_name="key", group=-1)))
         renderers.append(r)
         other_item = LegendItem(label=OTHER_LABEL, renderers=[r])
-    column = "grp" if g.has_grey else "cls"
     for c in present:
         color = g.colors[c]
         if color is None:
             continue
-        name = g.class_names[c]
         r = p.scatter(xcol, ycol, source=g.source, size=size, fill_color=color, line_color=None,
-                      fill_alpha=alpha, view=CDSView(filter=GroupFilter(column_name=column,
-                                                                        group=name)))
+                      fill_alpha=alpha,
+                      view=CDSView(filter=GroupFilter(column_name="key", group=int(c))))
         renderers.append(r)
-        items.append(LegendItem(label=_short(name, 28), renderers=[r]))
+        items.append(LegendItem(label=_short(g.class_names[c], 28), renderers=[r]))
     if g.has_grey:
         items.append(other_item)
     p.add_tools(HoverTool(renderers=renderers, tooltips=_tooltip(g.uris is not None, pixelated)))
@@ -513,9 +513,8 @@ def render_html(maps: Sequence[MapData], out_path, *, title: str | None = None,
         g.columns = {"cls": [str(g.class_names[c]) for c in g.labels],
                      "idx": g.index.astype(np.int32) if np.abs(g.index).max(initial=0) < 2**31
                      else g.index.astype(np.float64)}
-        if g.has_grey:
-            g.columns["grp"] = [OTHER_LABEL if g.colors[c] is None else str(g.class_names[c])
-                                for c in g.labels]
+        grey = np.array([c is None for c in g.colors], dtype=bool)
+        g.columns["key"] = np.where(grey[g.labels], -1, g.labels).astype(np.int32)
         if g.uris is not None:
             g.columns["img"] = g.uris
         g.source = ColumnDataSource(data={})

@@ -32,7 +32,7 @@ _LEFT_IN = (MAP_SIDE_IN - _AXES_IN) / 2
 
 # Sweep sheet panels, in inches.
 PANEL_IN = 3.0
-_CAPTION_IN = 0.5
+_CAPTION_PT = 7.0
 _GAP_IN = 0.2
 _ROW_LABEL_IN = 0.45
 _COL_LABEL_IN = 0.35
@@ -375,9 +375,11 @@ def build_sheet_figure(grid: Sequence[Sequence[MapData | None]], row_labels: Seq
     entries = _legend_entries(colors, class_names, present) if params.legend else []
     ncol, legend_w = _legend_layout(entries)
 
+    captions = {id(m): _wrap(m.caption or m.title, PANEL_IN, _CAPTION_PT, 3) for m in maps}
+    caption_in = 0.12 + max(len(c.splitlines()) for c in captions.values()) * _CAPTION_PT * 1.3 / 72
     left = _ROW_LABEL_IN if row_labels else 0.15
     top = (_SHEET_TITLE_IN if title else 0.1) + (_COL_LABEL_IN if col_labels else 0.0)
-    cell_h = _CAPTION_IN + PANEL_IN
+    cell_h = caption_in + PANEL_IN
     width = left + ncols * PANEL_IN + (ncols - 1) * _GAP_IN + 0.15 + (legend_w + 0.1 if entries else 0.0)
     height = top + nrows * cell_h + (nrows - 1) * _GAP_IN + 0.15
     fig = _new_figure(width, height, params.dpi, pyplot)
@@ -399,7 +401,7 @@ def build_sheet_figure(grid: Sequence[Sequence[MapData | None]], row_labels: Seq
             rect = (x0 / width, y0 / height, PANEL_IN / width, PANEL_IN / height)
             size = float(params.point_size) if params.point_size else auto_point_size(m.n, PANEL_IN)
             _draw_map(fig, rect, m, colors, size, rasterize=m.n > 5000,
-                      title=_wrap(m.caption or m.title, PANEL_IN, 7.0, 3), title_fontsize=7.0)
+                      title=captions[id(m)], title_fontsize=_CAPTION_PT)
     if title:
         fig.text(0.5 * (left + ncols * (PANEL_IN + _GAP_IN)) / width, 1 - 0.08 / height,
                  _wrap(title, width - 0.3, 11.0, 1), ha="center", va="top", fontsize=11)
@@ -476,11 +478,13 @@ def build_mosaic_image(m: MapData, max_points: int = 3000):
     scale = max(1, math.ceil(32 / max(th, tw)))  # tiny images (8x8 digits) are upscaled
     th, tw = th * scale, tw * scale
     side = int(np.clip(math.sqrt(len(sel)) * max(th, tw) * 1.6, 600, 6000))
-    title_h = 44
+    font_px = int(np.clip(side / 80, 14, 48))
+    title_h = int(font_px * 2.2)
     frame = 2
     canvas = Image.new("RGB", (side, side + title_h), "white")
     draw = ImageDraw.Draw(canvas)
-    draw.text((10, 12), " ".join(str(m.title).split())[:160], fill="black", font=_font(18))
+    draw.text((font_px // 2, int(font_px * 0.6)), " ".join(str(m.title).split())[:200],
+              fill="black", font=_font(font_px))
 
     xy = normalize_coords(np.asarray(m.coords)[sel])
     labels = np.asarray(m.labels)[sel]

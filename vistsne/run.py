@@ -1,0 +1,206 @@
+"""``vistsne run``: a drop-in for MMPretrain's ``tools/visualization/vis_tsne.py``.
+
+It takes the reference tool's arguments (same names, meanings and defaults)
+plus ``--store``, ``--images``, ``--seed`` and ``--format``, and runs
+extract -> embed -> render through the store, so a second run that changes
+only t-SNE flags runs no inference. The output folder is laid out like the
+reference's: ``WORK_DIR/tsne_<YYYYmmdd_HHMMSS>/`` with ``tsne.log``, one
+``feat_<name>.npy`` and one ``feat_<name>.png`` per embedded stage array.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ParamError, StageError, VistsneError
+
+log = logging.getLogger("vistsne")
+
+#: scikit-learn's learning rate is 4x openTSNE's for the same step size.
+SKLEARN_LR_FACTOR = 4.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The reference's parser, argument for argument, plus vistsne's own options."""
+    p = argparse.ArgumentParser(
+        prog="vistsne run",
+        description="t-SNE visualization, as MMPretrain's vis_tsne.py, cached: extract, embed and "
+                    "render through the vistsne store.")
+    p.add_argument("config", help="tsne config file path")
+    p.add_argument("--checkpoint", default=None, help="checkpoint file")
+    p.add_argument("--work-dir", help="the dir to save logs and models")
+    p.add_argument("--test-cfg", help="tsne config file path to load config of test dataloader.")
+    p.add_argument("--vis-stage", choices=["backbone", "neck", "pre_logits"],
+                   help="The visualization stage of the model (default: the model's own, neck for "
+                        "ImageClassifier)")
+    p.add_argument("--class-idx", nargs="+", type=int, help="The categories used to calculate t-SNE.")
+    p.add_argument("--max-num-class", type=int, default=20,
+                   help="The first N categories to apply t-SNE algorithms. Defaults to 20.")
+    p.add_argument("--max-num-samples", type=int, default=100,
+                   help="The maximum number of samples per category. Defaults to 100.")
+    p.add_argument("--cfg-options", nargs="+", default=None,
+                   help="override some settings in the used config, the key-value pair in xxx=yyy format")
+    p.add_argument("--device", help="Device used for inference")
+    p.add_argument("--legend", action="store_true", help="Show the legend of all categories.")
+    p.add_argument("--show", action="store_true", help="Display the result in a graphical window.")
+    p.add_argument("--n-components", type=int, default=2, help="the dimension of results")
+    p.add_argument("--perplexity", type=float, default=30.0,
+                   help="The perplexity is related to the number of nearest neighbors.")
+    p.add_argument("--early-exaggeration", type=float, default=12.0,
+                   help="Controls how tight natural clusters are in the embedded space.")
+    p.add_argument("--learning-rate", type=float, default=200.0,
+                   help="The learning rate for t-SNE, in scikit-learn's units as in the reference "
+                        "(vistsne passes 4x this to openTSNE, the same step size).")
+    p.add_argument("--n-iter", type=int, default=1000,
+                   help="Maximum number of iterations for the optimization. Should be at least 250.")
+    p.add_argument("--n-iter-without-progress", type=int, default=300,
+                   help="Maximum number of iterations without progress before we abort the optimization.")
+    p.add_argument("--init", type=str, default="random", help="The init method (random, pca or spectral)")
+    g = p.add_argument_group("vistsne options")
+    g.add_argument("--store", default=None, help="feature store (default: $VISTSNE_STORE or work_dirs/vistsne.zarr)")
+    g.add_argument("--images", default=None, help="a class-per-folder image tree to use as the test data")
+    g.add_argument("--seed", type=int, default=0, help="t-SNE seed (the reference had none)")
+    g.add_argument("--format", default="png", help="comma list of png, svg, pdf, html")
+    g.add_argument("--batch-size", type=int, default=None, help="inference batch size (default: the config's)")
+    g.add_argument("--trust-checkpoint", action="store_true",
+                   help="load checkpoints with arbitrary pickled objects (trusted sources only)")
+    return p
+
+
+def default_work_dir(config: str, cfg_work_dir: str | None) -> str:
+    """The reference's priority (config's work_dir, else by config path), without its defect.
+
+    ``configs/resnet/x.py`` -> ``work_dirs/resnet/x``; a config that is not under
+    ``configs/<dir>/`` (``configs/x.py``, ``x.py``) -> ``work_dirs/x``.
+    """
+    if cfg_work_dir:
+        return str(cfg_work_dir)
+    parts = list(Path(str(config).split("::", 1)[-1]).parts)
+    if "configs" in parts[:-1]:  # keep what follows the last configs/ folder
+        parts = parts[len(parts) - parts[::-1].index("configs"):]
+    name = Path(parts[-1]).stem if parts else "config"
+    folder = parts[-2] if len(parts) >= 2 and parts[-2] not in ("/", ".") else None
+    return os.path.join(".", "work_dirs", folder, name) if folder else os.path.join(".", "work_dirs", name)
+
+
+def stage_arrays(stages: dict[str, int], vis_stage: str | None) -> list[str]:
+    """The stored arrays a reference ``--vis-stage`` stands for (None: the model's default)."""
+    names = list(stages)
+    if vis_stage is None:
+        chosen = [s for s in names if s.split(".")[0] == "neck"] or [s for s in names if s.startswith("backbone")]
+    else:
+        chosen = [s for s in names if s.split(".")[0] == vis_stage]
+    if not chosen:
+        raise StageError(f"stage {vis_stage or 'neck'} is unknown for this model; it has: {', '.join(names)}",
+                         "pass --vis-stage backbone, neck or pre_logits")
+    return chosen
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    entry: str
+    extract_cached: bool
+    new_rows: int
+    rows: int
+    maps: list = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        ext = ("features from the store (cache hit, no inference)" if self.extract_cached
+               else f"inference on {self.new_rows} new rows")
+        new_maps = sum(not r.cached for r in self.maps)
+        return (f"run: {self.rows} samples, {ext}; {len(self.maps)} t-SNE maps ({new_maps} new); "
+                f"{len(self.files)} files in {self.seconds:.1f}s; output {self.out_dir}")
+
+
+def run(argv: list[str], *, show_progress: bool = True) -> RunResult:
+    """Parse ``argv`` like the reference and run extract -> embed -> render."""
+    from .embed import EmbedParams
+    from .embed.cached import RowSelection, embed_entry
+    from .extract import ExtractParams, extract
+    from .extract.config import load_config
+    from .render import RenderParams
+    from .render.from_store import load_map
+    from .render.static import render_map
+    from .render.html import render_html
+    from .store import Store
+
+    t0 = time.perf_counter()
+    args = build_parser().parse_args(argv)
+    formats = RenderParams.parse_formats(args.format)
+    rparams = RenderParams(formats=formats, legend=args.legend, show=args.show).validate()
+    if args.init not in ("random", "pca", "spectral"):
+        raise ParamError(f"unknown --init {args.init!r}", "choose random, pca or spectral")
+    eparams = EmbedParams(perplexity=args.perplexity, n_iter=args.n_iter,
+                          early_exaggeration=args.early_exaggeration,
+                          learning_rate=args.learning_rate * SKLEARN_LR_FACTOR,
+                          n_components=args.n_components, init=args.init,
+                          n_iter_without_progress=args.n_iter_without_progress, seed=args.seed).validate()
+    xparams = ExtractParams(config=args.config, checkpoint=args.checkpoint, test_cfg=args.test_cfg,
+                            cfg_options=tuple(args.cfg_options or ()), images=args.images, vis_stage="all",
+                            class_idx=tuple(args.class_idx) if args.class_idx else None,
+                            max_num_class=args.max_num_class, max_num_samples=args.max_num_samples,
+                            device=args.device, batch_size=args.batch_size,
+                            trust_checkpoint=args.trust_checkpoint).validate()
+
+    # the work dir first (the reference logs there from the start)
+    loaded = load_config(args.config, xparams.cfg_options, args.test_cfg, None)
+    work_dir = args.work_dir or default_work_dir(args.config, loaded.cfg.get("work_dir"))
+    out_dir = Path(work_dir) / f"tsne_{time.strftime('%Y%m%d_%H%M%S', time.localtime())}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(out_dir / "tsne.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s - vistsne - %(levelname)s - %(message)s"))
+    log.addHandler(handler)
+    prev_level = log.level
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)
+    try:
+        log.info("vistsne run %s", " ".join(argv))
+        if args.learning_rate:
+            log.info("learning rate %g (scikit-learn units, as vis_tsne.py) = %g in openTSNE units",
+                     args.learning_rate, args.learning_rate * SKLEARN_LR_FACTOR)
+        store = Store(args.store)
+        res = extract(xparams, store, show_progress=show_progress)
+        log.info("features: entry %s, %d samples (%s)", res.entry[:12], res.rows,
+                 "cache hit, no inference" if res.cached else f"{res.new_rows} computed")
+        arrays = stage_arrays(res.stages, args.vis_stage)
+        selection = RowSelection(xparams.class_idx, xparams.max_num_class, xparams.max_num_samples)
+        records = embed_entry(store, res.entry, arrays, [eparams], selection,
+                              n_jobs=os.cpu_count() or 1, progress=show_progress)
+        meta = store.entry_meta(res.entry)
+        files: list[Path] = []
+        maps = []
+        for rec in records:
+            feats = store.read_rows(res.entry, store.read_embedding(res.entry, rec.key)[1], rec.stage)
+            npy = out_dir / f"feat_{rec.stage}.npy"
+            np.save(npy, feats)
+            files.append(npy)
+            info = store.embedding(res.entry, rec.key)
+            m = load_map(store, res.entry, info, meta, None, with_thumbs="html" in formats)
+            m.name = f"feat_{rec.stage}"
+            maps.append(m)
+            files += render_map(m, out_dir, rparams)
+            log.info("stage %s: t-SNE %s, 10-NN accuracy in the map %.3f", rec.stage,
+                     "from the store" if rec.cached else f"in {rec.seconds:.1f}s",
+                     rec.metrics.get("knn_acc_map", float("nan")))
+        if "html" in formats:
+            files.append(render_html(maps, out_dir / "tsne.html"))
+        log.info("Save features and results to %s", out_dir)
+        return RunResult(out_dir, res.entry, res.cached, res.new_rows, res.rows, records, files,
+                         time.perf_counter() - t0)
+    except VistsneError as e:  # into tsne.log too; the CLI prints it once on stderr
+        handler.stream.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} - vistsne - ERROR - {e.one_line()}\n")
+        raise
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+        log.setLevel(prev_level)
