@@ -14,6 +14,9 @@ data_preprocessor = dict(
     std=[70.0, 70.0, 70.0],
     to_rgb=False)
 
+model = dict(head=dict(loss=dict(_delete_=True, type='LabelSmoothLoss', label_smooth_val=0.1,
+                                 num_classes=10, mode='original', loss_weight=1.0)))
+
 train_pipeline = [
     dict(type='RandomCrop', crop_size=32, padding=2),
     dict(type='PackInputs'),
@@ -34,12 +37,11 @@ val_dataloader = dict(
 )
 test_dataloader = val_dataloader
 
-# A short CPU schedule: a few epochs reach ~97% test accuracy.
 optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True))
-param_scheduler = dict(_delete_=True, type='OneCycleLR', eta_max=0.1, by_epoch=False,
-                       total_steps=None)
-train_cfg = dict(by_epoch=True, max_epochs=4, val_interval=100)
+    optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True))
+param_scheduler = dict(_delete_=True, type='OneCycleLR', eta_max=0.2, pct_start=0.25,
+                       by_epoch=False, total_steps=100)
+train_cfg = dict(by_epoch=True, max_epochs=5, val_interval=100)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(type='CheckpointHook', interval=100, save_last=False),

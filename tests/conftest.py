@@ -74,3 +74,26 @@ def random_checkpoint(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("ckpt") / "r18_seed1.pth"
     torch.save({"state_dict": model.state_dict(), "meta": {"note": "test"}}, path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def _extracted_store(tmp_path_factory) -> tuple[str, str]:
+    """A store with one digits entry: random init, 3 classes x 20 rows, every stage."""
+    from vistsne.extract import ExtractParams, extract
+    from vistsne.store import Store
+
+    path = str(tmp_path_factory.mktemp("extracted") / "store.zarr")
+    res = extract(ExtractParams(config=DEMO_CONFIG, max_num_class=3, max_num_samples=20, device="cpu"),
+                  Store(path), show_progress=False)
+    return path, res.entry
+
+
+@pytest.fixture
+def extracted(tmp_path, _extracted_store) -> tuple[str, str]:
+    """A private copy of the extracted store: (store path, entry key)."""
+    import shutil
+
+    src, key = _extracted_store
+    dst = str(tmp_path / "store.zarr")
+    shutil.copytree(src, dst)
+    return dst, key

@@ -38,7 +38,8 @@ def tree(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def _no_downloads(monkeypatch):
-    """Random init only: any attempt to fetch weights fails the test."""
+    """Random init only: a torch.hub weight download fails the test (models are built
+    without ``init_weights``, so pretrained ``init_cfg``s are never followed)."""
     import torch.hub
 
     def refuse(*args, **kwargs):
@@ -100,8 +101,9 @@ def test_vit_every_out_type(tmp_path, tree, store_path, caplog):
     vit_log.addHandler(caplog.handler)  # the CLI may have stopped propagation
     caplog.set_level(logging.INFO, logger="vistsne")
     try:
-        res = {ot: _run(_vit(tmp_path, ot), store_path, tree) for ot in
-               ("cls_token", "raw", "featmap", "avg_featmap")}
+        # featmap in batches of one: its note is made once, not once per batch
+        res = {ot: _run(_vit(tmp_path, ot), store_path, tree, batch_size=1 if ot == "featmap" else 4)
+               for ot in ("cls_token", "raw", "featmap", "avg_featmap")}
         res["raw_cls"] = _run(_vit(tmp_path, "raw"), store_path, tree, pool="cls")
     finally:
         vit_log.removeHandler(caplog.handler)
@@ -242,6 +244,21 @@ def test_mobilenet_v2(tmp_path, tree, store_path):
     assert res.stages == {"backbone.7": 1280, "neck": 1280, "pre_logits": 1280}
     f = _features(store_path, res)
     _close(f["neck"], f["backbone.7"])
+
+
+def test_lenet_squeezed_batch_of_one(tmp_path, tree):
+    """LeNet5 squeezes its features: a batch of one must still store (1, C) rows."""
+    cfg = tmp_path / "lenet.py"
+    cfg.write_text("_base_ = ['mmpretrain::lenet/lenet5_mnist.py']\n"
+                   "test_dataloader = dict(batch_size=4, num_workers=0, dataset=dict(pipeline=["
+                   "dict(type='LoadImageFromFile', color_type='grayscale'), "
+                   f"dict(type='Resize', scale=({SIZE}, {SIZE})), dict(type='PackInputs')]))\n")
+    a = _run(str(cfg), str(tmp_path / "a.zarr"), tree)
+    b = _run(str(cfg), str(tmp_path / "b.zarr"), tree, batch_size=1)
+    assert a.stages == b.stages == {"backbone.0": 10, "pre_logits": 10}
+    fa, fb = _features(str(tmp_path / "a.zarr"), a), _features(str(tmp_path / "b.zarr"), b)
+    for s in fa:
+        _close(fb[s], fa[s])
 
 
 # ------------------------------------------------------- self-supervised

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ParamError, StageError, VistsneError
+from .errors import ParamError, RenderError, StageError, VistsneError
 
 log = logging.getLogger("vistsne")
 
@@ -77,17 +77,54 @@ def build_parser() -> argparse.ArgumentParser:
 def default_work_dir(config: str, cfg_work_dir: str | None) -> str:
     """The reference's priority (config's work_dir, else by config path), without its defect.
 
-    ``configs/resnet/x.py`` -> ``work_dirs/resnet/x``; a config that is not under
-    ``configs/<dir>/`` (``configs/x.py``, ``x.py``) -> ``work_dirs/x``.
+    Under a ``configs/`` folder (or ``mmpretrain::``) the folder is the one right
+    below it, as in the reference: ``configs/resnet/x.py`` -> ``work_dirs/resnet/x``,
+    ``configs/mae/benchmarks/y.py`` -> ``work_dirs/mae/y``. A config that is not
+    under ``configs/<dir>/`` gets its own folder's name (``a/b/x.py`` ->
+    ``work_dirs/b/x``) or none (``configs/x.py``, ``x.py`` -> ``work_dirs/x``).
     """
     if cfg_work_dir:
         return str(cfg_work_dir)
-    parts = list(Path(str(config).split("::", 1)[-1]).parts)
-    if "configs" in parts[:-1]:  # keep what follows the last configs/ folder
-        parts = parts[len(parts) - parts[::-1].index("configs"):]
+    text = str(config)
+    if text.startswith("mmpretrain::"):
+        parts, under_configs = list(Path(text[len("mmpretrain::"):]).parts), True
+    else:
+        parts = list(Path(text).parts)
+        under_configs = "configs" in parts[:-1]
+        if under_configs:  # keep what follows the last configs/ folder
+            parts = parts[len(parts) - parts[::-1].index("configs"):]
     name = Path(parts[-1]).stem if parts else "config"
-    folder = parts[-2] if len(parts) >= 2 and parts[-2] not in ("/", ".") else None
+    if len(parts) < 2:
+        folder = None
+    elif under_configs:
+        folder = parts[0]
+    else:
+        folder = parts[-2] if parts[-2] not in (".", "..") and parts[-2] != Path(text).anchor else None
     return os.path.join(".", "work_dirs", folder, name) if folder else os.path.join(".", "work_dirs", name)
+
+
+def make_out_dir(work_dir: str) -> Path:
+    """``WORK_DIR/tsne_<YYYYmmdd_HHMMSS>/``, new for each run.
+
+    The reference reuses the folder of a run started in the same second, which
+    mixes two runs' files and logs; here the later run gets ``..._1`` (``_2``, ...).
+    """
+    stamp = time.strftime("%Y%m%d_%H%M%S", time.localtime())
+    base = Path(work_dir) / f"tsne_{stamp}"
+    out_dir, n = base, 0
+    while True:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=False)
+            return out_dir
+        except FileExistsError:
+            if not out_dir.is_dir():
+                raise RenderError(f"cannot create the output folder {out_dir}: a file is in the way",
+                                  "pass another --work-dir") from None
+            n += 1
+            out_dir = base.with_name(f"{base.name}_{n}")
+        except OSError as e:
+            raise RenderError(f"cannot create the output folder {out_dir}: {e.strerror or e}",
+                              "pass a writable --work-dir") from e
 
 
 def stage_arrays(stages: dict[str, int], vis_stage: str | None) -> list[str]:
@@ -155,8 +192,7 @@ def run(argv: list[str], *, show_progress: bool = True) -> RunResult:
     # the work dir first (the reference logs there from the start)
     loaded = load_config(args.config, xparams.cfg_options, args.test_cfg, None)
     work_dir = args.work_dir or default_work_dir(args.config, loaded.cfg.get("work_dir"))
-    out_dir = Path(work_dir) / f"tsne_{time.strftime('%Y%m%d_%H%M%S', time.localtime())}"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_out_dir(work_dir)
     handler = logging.FileHandler(out_dir / "tsne.log")
     handler.setFormatter(logging.Formatter("%(asctime)s - vistsne - %(levelname)s - %(message)s"))
     log.addHandler(handler)
