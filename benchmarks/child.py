@@ -1,0 +1,449 @@
+"""One benchmark job in a fresh process: ``python benchmarks/child.py JOB.json``.
+
+``JOB.json`` holds ``{"job": name, "args": {...}, "out": path}``; the job's
+result (a JSON-able dict) is written to ``out``. Each job imports what it needs
+*before* its clock starts, so interpreter start and imports never count; where
+peak memory is reported it is this process's own (``ru_maxrss``).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import resource
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+warnings.filterwarnings("ignore")
+
+
+def maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _load_xy(args):
+    import numpy as np
+
+    X = np.load(args["X"])
+    y = np.load(args["labels"])
+    return X, y
+
+
+def _quiet():
+    import logging
+
+    logging.getLogger("vistsne").setLevel(logging.WARNING)
+    logging.getLogger("mmengine").setLevel(logging.ERROR)
+    logging.getLogger("openTSNE").setLevel(logging.ERROR)
+
+
+# ------------------------------------------------------------ setup jobs
+def job_checkpoint(args):
+    """The demo checkpoint (made once, reused), or a random-init one for tiny runs."""
+    if args.get("random"):
+        import torch
+
+        from vistsne.extract.config import load_config
+        from vistsne.extract.model import build_model
+
+        path = Path(args["path"])
+        if not path.exists():
+            model = build_model(load_config(args["config"]).cfg, "cpu", seed=1)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"state_dict": model.state_dict(), "meta": {"note": "vistsne bench, random init"}}, path)
+        return {"path": str(path), "kind": "random init (tiny mode)"}
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from vistsne.demo import train_checkpoint
+
+    t0 = time.perf_counter()
+    existed = Path(args["path"]).exists()
+    path = train_checkpoint(out=args["path"], show_progress=False)
+    meta = {}
+    try:
+        import torch
+
+        meta = torch.load(path, map_location="cpu", weights_only=True).get("meta", {}).get("vistsne", {})
+    except Exception:  # noqa: BLE001 - only informative
+        pass
+    return {"path": str(path), "kind": "demo checkpoint" + (" (reused)" if existed else " (trained now)"),
+            "seconds": time.perf_counter() - t0, "meta": meta}
+
+
+def job_extract_entry(args):
+    """Extract (or grow) the bench entry with the library, as ``vistsne extract`` does."""
+    from vistsne.extract import ExtractParams, extract
+    from vistsne.store import Store
+
+    params = ExtractParams(**args["params"])
+    res = extract(params, Store(args["store"]), show_progress=True)
+    return {**res.to_json(), "maxrss_mb": maxrss_mb()}
+
+
+def job_features(args):
+    """The bench entry's rows at each N (class-balanced, N/10 per class) saved as .npy."""
+    import numpy as np
+
+    from vistsne.embed.cached import RowSelection, select_cached_rows
+    from vistsne.store import Store
+
+    st = Store(args["store"], mode="r")
+    out = {}
+    for n in args["sizes"]:
+        idx = select_cached_rows(st, args["entry"], args["stage"], RowSelection(None, 10, n // 10))
+        X = st.read_rows(args["entry"], idx, args["stage"])
+        y = st.read_rows(args["entry"], idx, what="label")
+        xp = Path(args["dir"]) / f"X_{n}.npy"
+        yp = Path(args["dir"]) / f"y_{n}.npy"
+        np.save(xp, X.astype(np.float32, copy=False))
+        np.save(yp, y)
+        out[str(n)] = {"X": str(xp), "labels": str(yp), "rows": int(len(idx)), "dim": int(X.shape[1]),
+                       "classes": int(len(np.unique(y)))}
+    return out
+
+
+# ------------------------------------------------------------ t-SNE jobs
+def _metric_timer():
+    """Wrap the metric functions embed_many calls, to time them inside the call."""
+    import vistsne.embed.tsne as T
+
+    spent = {"s": 0.0}
+
+    def wrap(fn):
+        def inner(*a, **k):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent["s"] += time.perf_counter() - t
+        return inner
+
+    T.knn_accuracy = wrap(T.knn_accuracy)
+    T.map_metrics = wrap(T.map_metrics)
+    return spent
+
+
+def job_tsne(args):
+    """One t-SNE map by one engine; seconds around the fit only, then its 10-NN accuracy."""
+    import numpy as np
+
+    from vistsne.embed import knn_accuracy
+
+    X, y = _load_xy(args)
+    engine = args["engine"]
+    p = args["params"]
+    _quiet()
+    extra = {}
+    if engine == "sklearn":
+        from sklearn.manifold import TSNE
+
+        model = TSNE(**p)
+        gc.collect()
+        rss0 = rss_mb()
+        t0 = time.perf_counter()
+        Y = model.fit_transform(X)
+        seconds = time.perf_counter() - t0
+        extra = {"kl_divergence": float(model.kl_divergence_), "n_iter_run": int(model.n_iter_),
+                 "learning_rate_used": float(model.learning_rate_)}
+    elif engine == "vistsne":
+        from vistsne.embed import EmbedParams, embed_many
+
+        spent = _metric_timer()
+        params = EmbedParams(**p).validate()
+        gc.collect()
+        rss0 = rss_mb()
+        t0 = time.perf_counter()
+        (res,) = list(embed_many(X, y, [params], n_jobs=args["n_jobs"], progress=False))
+        seconds = time.perf_counter() - t0
+        Y = res.coords
+        extra = {"kl_divergence": float(res.kl_divergence), "n_iter_run": int(res.n_iter_run),
+                 "resolved": res.resolved, "metrics_seconds": spent["s"], "map_seconds": res.seconds}
+    else:
+        raise ValueError(engine)
+    peak = maxrss_mb()
+    acc = knn_accuracy(Y, y)
+    return {"seconds": seconds, "knn_acc": acc, "maxrss_mb": peak, "rss_before_mb": rss0,
+            "rows": int(len(X)), **extra}
+
+
+def job_method(args):
+    """Barnes-Hut vs FFT gradients on one N: shared affinities and init, vistsne's optimiser."""
+    import numpy as np
+
+    from vistsne.embed import EmbedParams, knn_accuracy, resolve
+    from vistsne.embed.tsne import KNN_SEED, PREPROCESS_SEED, _initial_positions, _NullBar, _optimize, preprocess
+    from openTSNE.affinity import PerplexityBasedNN
+
+    X, y = _load_xy(args)
+    _quiet()
+    n_jobs = args["n_jobs"]
+    params = EmbedParams(seed=0).validate()
+    base = resolve(params, X.shape[0], X.shape[1])
+    Xp = preprocess(X, base["pca_dims"], PREPROCESS_SEED)
+    aff = PerplexityBasedNN(Xp, perplexity=params.perplexity, method=base["knn_method"], n_jobs=n_jobs,
+                            random_state=KNN_SEED)
+    init = _initial_positions("pca", Xp, None, params.n_components, params.seed)
+    out = {m: {"seconds": [], "knn_acc": [], "kl": [], "n_iter_run": []} for m in ("bh", "fft")}
+    for r in range(args["reps"]):
+        order = ("bh", "fft") if r % 2 == 0 else ("fft", "bh")
+        for m in order:
+            resolved = {**base, "method": m}
+            t0 = time.perf_counter()
+            coords, kl, n_run = _optimize(init, aff.P, params, resolved, n_jobs, _NullBar(), False)
+            out[m]["seconds"].append(time.perf_counter() - t0)
+            out[m]["kl"].append(kl)
+            out[m]["n_iter_run"].append(n_run)
+            out[m]["knn_acc"].append(knn_accuracy(coords, y))
+    return {"rows": int(len(X)), "learning_rate": base["learning_rate"], **out}
+
+
+def job_sweep(args):
+    """A perplexity sweep in one embed_many call against one call per perplexity."""
+    from vistsne.embed import EmbedParams, SweepStats, embed_many, sweep
+
+    X, y = _load_xy(args)
+    _quiet()
+    n_jobs = args["n_jobs"]
+    plist = sweep(EmbedParams(), perplexity=list(args["perplexities"]))
+    one, separate, accs_one, accs_sep = [], [], [], []
+    st = SweepStats()
+    for r in range(args["reps"]):
+        def run_one():
+            t0 = time.perf_counter()
+            res = list(embed_many(X, y, plist, n_jobs=n_jobs, progress=False, stats=st))
+            one.append(time.perf_counter() - t0)
+            accs_one.append({str(x.params.perplexity): x.metrics["knn_acc_map"] for x in res})
+
+        def run_sep():
+            t0 = time.perf_counter()
+            acc = {}
+            for p in plist:
+                (x,) = list(embed_many(X, y, [p], n_jobs=n_jobs, progress=False))
+                acc[str(p.perplexity)] = x.metrics["knn_acc_map"]
+            separate.append(time.perf_counter() - t0)
+            accs_sep.append(acc)
+
+        for fn in ((run_one, run_sep) if r % 2 == 0 else (run_sep, run_one)):
+            fn()
+    return {"rows": int(len(X)), "one_call": one, "separate": separate, "acc_one_call": accs_one,
+            "acc_separate": accs_sep,
+            "shared_work_per_sweep": {"knn_builds": st.knn_builds // args["reps"],
+                                      "affinity_builds": st.affinity_builds // args["reps"],
+                                      "preprocess_runs": st.preprocess_runs // args["reps"]}}
+
+
+def _direct_opentsne(X, p: dict, resolved: dict, n_jobs: int):
+    """openTSNE's own step-by-step API with vistsne's resolved values, nothing else."""
+    import numpy as np
+    from openTSNE import TSNEEmbedding, initialization
+    from openTSNE.affinity import PerplexityBasedNN
+    from sklearn.decomposition import PCA
+
+    Xp = X
+    if resolved["pca_dims"]:
+        Xp = PCA(n_components=resolved["pca_dims"], random_state=0).fit_transform(X)
+    Xp = np.ascontiguousarray(Xp, dtype=np.float64)
+    aff = PerplexityBasedNN(Xp, perplexity=p["perplexity"], method=resolved["knn_method"], n_jobs=n_jobs,
+                            random_state=0)
+    if p["init"] == "pca":
+        init = initialization.pca(Xp, n_components=2, random_state=p["seed"])
+    else:
+        init = initialization.random(Xp.shape[0], n_components=2, random_state=p["seed"])
+    emb = TSNEEmbedding(init, aff, negative_gradient_method=resolved["method"], n_jobs=n_jobs,
+                        random_state=p["seed"], theta=0.5)
+    emb = emb.optimize(n_iter=p["early_exaggeration_iter"], exaggeration=p["early_exaggeration"],
+                       momentum=0.5, learning_rate=resolved["learning_rate"], inplace=True)
+    emb = emb.optimize(n_iter=p["n_iter"] - p["early_exaggeration_iter"], exaggeration=1.0,
+                       momentum=0.8, learning_rate=resolved["learning_rate"], inplace=True)
+    return np.asarray(emb)
+
+
+def job_overhead(args):
+    """embed_many against a direct openTSNE run with the same resolved parameters."""
+    from vistsne.embed import EmbedParams, embed_many, knn_accuracy, resolve
+
+    X, y = _load_xy(args)
+    _quiet()
+    n_jobs = args["n_jobs"]
+    spent = _metric_timer()
+    params = EmbedParams(seed=0).validate()
+    resolved = resolve(params, X.shape[0], X.shape[1])
+    p = params.to_dict()
+    out = {"vistsne": [], "vistsne_metrics": [], "direct": [], "acc_vistsne": [], "acc_direct": [],
+           "n_iter_run": []}
+    for r in range(args["reps"]):
+        def run_v():
+            spent["s"] = 0.0
+            t0 = time.perf_counter()
+            (res,) = list(embed_many(X, y, [params], n_jobs=n_jobs, progress=False))
+            out["vistsne"].append(time.perf_counter() - t0)
+            out["vistsne_metrics"].append(spent["s"])
+            out["acc_vistsne"].append(res.metrics["knn_acc_map"])
+            out["n_iter_run"].append(res.n_iter_run)
+
+        def run_d():
+            t0 = time.perf_counter()
+            Y = _direct_opentsne(X, p, resolved, n_jobs)
+            out["direct"].append(time.perf_counter() - t0)
+            out["acc_direct"].append(knn_accuracy(Y, y))
+
+        for fn in ((run_v, run_d) if r % 2 == 0 else (run_d, run_v)):
+            fn()
+    return {"rows": int(len(X)), "resolved": resolved, **out}
+
+
+# ------------------------------------------------------------ extraction
+def _prebatched(cfg, images_n, batch_size):
+    """The test set, through the pipeline and the preprocessor, as ready batches."""
+    from mmengine.dataset import default_collate
+
+    from vistsne.extract.model import build_dataset
+
+    ds = build_dataset(cfg)
+    idx = list(range(min(images_n, len(ds))))
+    return ds, [default_collate([ds[i] for i in idx[s:s + batch_size]]) for s in range(0, len(idx), batch_size)]
+
+
+def job_extract_pair(args):
+    """vistsne's extract into a fresh store, then a bare extract_feat loop (the ceiling).
+
+    Both run in this process, one after the other, on the same model weights
+    and batch size; the bare loop gets pre-loaded, pre-processed batches and
+    one untimed warm-up batch, so it is the steady-state forward pass.
+    """
+    import cProfile
+    import pstats
+
+    import torch
+
+    import mmpretrain.models  # noqa: F401
+    from vistsne.extract import ExtractParams, entry_key, extract
+    from vistsne.extract.checkpoint import apply_checkpoint
+    from vistsne.extract.model import build_model
+    from vistsne.store import Store
+
+    _quiet()
+    params = ExtractParams(**args["params"]).validate()
+    out = {"torch_threads": torch.get_num_threads()}
+    # 1. vistsne, as `vistsne extract` runs it (library call, fresh store)
+    prof = cProfile.Profile() if args.get("profile") else None
+    gc.collect()
+    t0 = time.perf_counter()
+    if prof:
+        prof.enable()
+    res = extract(params, Store(args["store"]), show_progress=False)
+    if prof:
+        prof.disable()
+    out["vistsne_seconds"] = time.perf_counter() - t0
+    out["vistsne_maxrss_mb"] = maxrss_mb()
+    out["rows"] = res.rows
+    out["new_rows"] = res.new_rows
+    if prof:
+        out["profile"] = profile_summary(pstats.Stats(prof), args.get("profile_targets", {}))
+    # 2. the bare loop: same model, pre-built batches
+    info = entry_key(params)
+    cfg = info.loaded.cfg
+    model = build_model(cfg, "cpu", params.init_seed)
+    if info.checkpoint_path is not None:
+        apply_checkpoint(model, info.checkpoint_path, params.trust_checkpoint)
+    bs = params.batch_size or int(cfg.test_dataloader.get("batch_size", 32))
+    t0 = time.perf_counter()
+    _, raw = _prebatched(cfg, res.rows, bs)
+    with torch.inference_mode():
+        batches = [model.data_preprocessor(b, False)["inputs"] for b in raw]
+    out["bare_prepare_seconds"] = time.perf_counter() - t0
+    del raw
+    with torch.inference_mode():
+        model.extract_feat(batches[0])  # warm-up, untimed
+        t0 = time.perf_counter()
+        n = 0
+        for b in batches:
+            model.extract_feat(b)
+            n += int(b.shape[0])
+        out["bare_seconds"] = time.perf_counter() - t0
+    out["bare_rows"] = n
+    out["batch_size"] = bs
+    out["num_workers"] = params.num_workers if params.num_workers is not None else \
+        int(cfg.test_dataloader.get("num_workers", 0))
+    return out
+
+
+def profile_summary(st, targets: dict) -> dict:
+    """Cumulative seconds of named functions, and the top functions by own time."""
+    total = max((v[3] for v in st.stats.values()), default=0.0)
+    named = {}
+    for label, (file_end, func) in targets.items():
+        cum = 0.0
+        for (fname, _line, fn), (_cc, _nc, _tt, ct, _callers) in st.stats.items():
+            if fn == func and fname.replace("\\", "/").endswith(file_end):
+                cum = max(cum, ct)
+        named[label] = cum
+    top = sorted(st.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:12]
+    return {"total_seconds": total, "named_cumulative": named,
+            "top_own_time": [{"function": f"{Path(k[0]).name}:{k[1]}:{k[2]}", "own_s": v[2], "cum_s": v[3],
+                              "calls": v[1]} for k, v in top]}
+
+
+def job_profile_embed(args):
+    """cProfile of one embed_many call (vistsne defaults): where its time goes."""
+    import cProfile
+    import pstats
+
+    from vistsne.embed import EmbedParams, embed_many
+
+    X, y = _load_xy(args)
+    _quiet()
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    (res,) = list(embed_many(X, y, [EmbedParams(seed=0)], n_jobs=args["n_jobs"], progress=False))
+    prof.disable()
+    wall = time.perf_counter() - t0
+    return {"wall_seconds": wall, "rows": int(len(X)), "method": res.resolved["method"],
+            **profile_summary(pstats.Stats(prof), args["targets"])}
+
+
+def job_import_check(args):
+    """Run the CLI in this process, then report which heavy modules it imported."""
+    from vistsne.cli import main
+
+    t0 = time.perf_counter()
+    code = 0
+    try:
+        main(args["argv"])
+    except SystemExit as e:
+        code = e.code or 0
+    heavy = ["torch", "mmpretrain.models", "mmpretrain", "torchvision", "openTSNE", "sklearn", "matplotlib"]
+    return {"seconds": time.perf_counter() - t0, "exit_code": code,
+            "imported": {m: m in sys.modules for m in heavy}}
+
+
+JOBS = {name[4:]: fn for name, fn in globals().items() if name.startswith("job_")}
+
+
+def main(spec_path: str) -> None:
+    spec = json.loads(Path(spec_path).read_text())
+    result = JOBS[spec["job"]](spec["args"])
+    Path(spec["out"]).write_text(json.dumps(result, default=float))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
