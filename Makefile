@@ -46,14 +46,19 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 	@echo "install: $(VENV) ready"
 
-checkpoint: $(STAMP)
+DEMO_CKPT   := work_dirs/demo/digits_resnet18.pth
+# the demo checkpoint is trained once (CPU, a few minutes) when CHECKPOINT is the default
+NEED_CKPT    = $(if $(filter $(DEMO_CKPT),$(CHECKPOINT)),$(DEMO_CKPT),)
+
+$(DEMO_CKPT): | $(STAMP)
 	$(VISTSNE) demo --train-only
+
+checkpoint: $(DEMO_CKPT)
 
 demo: $(STAMP)
 	$(VISTSNE) demo $(STORE_ARG)
 
-extract: $(STAMP)
-	@test -n "$(CHECKPOINT)" -a ! -f "$(CHECKPOINT)" -a "$(CHECKPOINT)" = "work_dirs/demo/digits_resnet18.pth" && $(VISTSNE) demo --train-only || true
+extract: $(STAMP) $(NEED_CKPT)
 	$(VISTSNE) extract $(CONFIG) $(CKPT_ARG) $(STORE_ARG)
 
 embed: extract
@@ -62,7 +67,7 @@ embed: extract
 sweep: extract
 	$(VISTSNE) embed $(STORE_ARG) $(CONFIG) $(CKPT_ARG) --stage $(STAGE) --perplexity $(if $(filter command line,$(origin PERPLEXITY)),$(PERPLEXITY_LIST),$(SWEEP_PERPLEXITY)) --n-iter $(N_ITER) --seed $(SEED)
 
-render: $(STAMP)
+render: embed
 	$(VISTSNE) render $(STORE_ARG) $(CONFIG) $(CKPT_ARG) --out $(OUT) --format png,html
 
 browser:

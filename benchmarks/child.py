@@ -120,6 +120,23 @@ def job_features(args):
     return out
 
 
+def job_write_pngs(args):
+    """A class-per-folder tree of N distinct digit PNGs (32 px, augmented originals)."""
+    from PIL import Image
+
+    from vistsne.extract.digits import augment, digits_split, to_rgb
+
+    root = Path(args["dir"])
+    images8, labels = digits_split("test")
+    images, labels = augment(to_rgb(images8, 32), labels, int(args["n"]), seed=1)
+    images, labels = images[:args["n"]], labels[:args["n"]]
+    for i, (im, lab) in enumerate(zip(images, labels)):
+        d = root / str(int(lab))
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(im).save(d / f"{i:05d}.png")
+    return {"dir": str(root), "images": int(len(images))}
+
+
 # ------------------------------------------------------------ t-SNE jobs
 def _metric_timer():
     """Wrap the metric functions embed_many calls, to time them inside the call."""

@@ -133,13 +133,18 @@ class ChildResult:
 
 
 def run_process(cmd: Sequence[str], *, env: dict | None = None, cwd: str | Path = ROOT,
-                timeout: float | None = None, check: bool = True) -> ChildResult:
-    """Run ``cmd`` as a child; its wall time and its own peak RSS (``os.wait4``)."""
+                timeout: float | None = None, check: bool = True, stream: bool = False) -> ChildResult:
+    """Run ``cmd`` as a child; its wall time and its own peak RSS (``os.wait4``).
+
+    ``stream``: let the child write to this terminal (progress bars) instead
+    of capturing its output.
+    """
     full_env = dict(os.environ)
     full_env.update(env or {})
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(list(map(str, cmd)), stdout=out, stderr=err, env=full_env, cwd=str(cwd))
+        proc = subprocess.Popen(list(map(str, cmd)), stdout=None if stream else out,
+                                stderr=None if stream else err, env=full_env, cwd=str(cwd))
         timer = None
         if timeout:
             timer = threading.Timer(timeout, proc.kill)

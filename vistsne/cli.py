@@ -94,7 +94,7 @@ def model_options(fn):
         click.option("--checkpoint", default=None, metavar="PATH|URL", help="Checkpoint file or URL (default: random init)."),
         click.option("--test-cfg", default=None, metavar="CFG", help="Config whose test_dataloader is used."),
         click.option("--cfg-options", multiple=True, metavar="K=V",
-                     help="Override config keys (repeat, or give several after one flag)."),
+                     help="Override config keys: --cfg-options a=1 b=2 (as vis_tsne.py) or repeat the flag."),
         click.option("--images", default=None, type=click.Path(), metavar="DIR",
                      help="Use a class-per-folder image tree as the test data."),
         click.option("--pool", type=click.Choice(["avg", "cls"]), default="avg", show_default=True,
@@ -112,7 +112,8 @@ def model_options(fn):
 def selection_options(fn):
     opts = [
         click.option("--class-idx", multiple=True, type=int, metavar="I",
-                     help="Class indices to use (repeat). Default: the first --max-num-class classes."),
+                     help="Class indices: --class-idx 0 1 2 (as vis_tsne.py) or repeat the flag. "
+                          "Default: the first --max-num-class classes."),
         click.option("--max-num-class", default=20, show_default=True, type=int, help="The first N classes."),
         click.option("--max-num-samples", default=100, show_default=True, type=int,
                      help="The most samples per class."),
@@ -536,8 +537,38 @@ def store_verify(store_path, as_json):
         sys.exit(1)
 
 
+GREEDY = {"--class-idx": lambda t: t.lstrip("-").isdigit() and not t.startswith("-"),
+          "--cfg-options": lambda t: "=" in t and not t.startswith("-")}
+
+
+def expand_greedy(argv: list[str]) -> list[str]:
+    """Accept the reference's ``--class-idx 0 1 2`` and ``--cfg-options a=1 b=2`` everywhere.
+
+    click takes one value per flag, so each further value gets its own flag.
+    ``vistsne run`` parses the reference's way itself and is left alone.
+    """
+    if "run" in argv[:3]:
+        return argv
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        j = i + 1
+        if tok in GREEDY:
+            while j < len(argv) and GREEDY[tok](argv[j]):
+                out += [tok, argv[j]]
+                j += 1
+            if j > i + 1:
+                i = j
+                continue
+        out.append(tok)
+        i += 1
+    return out
+
+
 def main(argv=None):
-    cli.main(args=argv, prog_name="vistsne")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cli.main(args=expand_greedy(argv), prog_name="vistsne")
 
 
 if __name__ == "__main__":  # pragma: no cover

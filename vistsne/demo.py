@@ -149,7 +149,7 @@ def train_checkpoint(config: str = DEMO_CONFIG, out: str = DEMO_CHECKPOINT, *, e
         torch.set_num_threads(int(threads))
     tmp = out_path.with_name(out_path.name + f".{os.getpid()}.tmp")
     try:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         runner = Runner.from_cfg(cfg)
 
         bar = Progress(total, "training demo checkpoint", "batch", enabled=show_progress)
@@ -161,7 +161,7 @@ def train_checkpoint(config: str = DEMO_CONFIG, out: str = DEMO_CHECKPOINT, *, e
         runner.register_hook(_Bar(), priority="LOWEST")
         model = runner.train()
         bar.close()
-        seconds = time.perf_counter() - t0
+        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
         loss = runner.message_hub.get_scalar("train/loss").current() \
             if "train/loss" in runner.message_hub.log_scalars else None
 
@@ -171,9 +171,10 @@ def train_checkpoint(config: str = DEMO_CONFIG, out: str = DEMO_CHECKPOINT, *, e
         meta = {"dataset_meta": {"classes": [str(c) for c in classes]},
                 "vistsne": {"config": str(config), "iters": total,
                             "seed": int(seed), "bf16": use_bf16, "threads": torch.get_num_threads(),
-                            "train_seconds": round(seconds, 1), "final_loss":
+                            "train_seconds": round(seconds, 1), "train_cpu_seconds": round(cpu_seconds, 1),
+                            "final_loss":
                                 None if loss is None else round(float(loss), 4),
-                            "test_accuracy": round(float(acc), 4), "torch": torch.__version__}}
+                            "test_accuracy": round(float(acc), 4), "torch": str(torch.__version__)}}
         out_path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"state_dict": state, "meta": meta}, tmp)
         os.replace(tmp, out_path)
