@@ -18,6 +18,8 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)  # never let a bench module shadow a library module
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 

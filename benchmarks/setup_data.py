@@ -12,13 +12,12 @@ A size N is the class-balanced selection of N/10 rows per class, exactly as
 
 from __future__ import annotations
 
+import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .common import DEMO_CONFIG, ROOT, STAGE, Mode, run_child, run_process, say, PYTHON, BENCH_DIR
-
-import json
-import tempfile
+from .common import BENCH_DIR, DEMO_CONFIG, PYTHON, ROOT, STAGE, Mode, run_child, run_process, say
 
 
 @dataclass

@@ -92,7 +92,11 @@ class LoadedConfig:
     cfg: Any  # mmengine.config.Config
     path: Path
     name: str
-    text: str
+
+    @property
+    def text(self) -> str:
+        """The resolved config as text (yapf-formatted; costs ~0.3 s, so only on demand)."""
+        return self.cfg.pretty_text
 
 
 def _fromfile(path: Path, import_custom_modules: bool):
@@ -140,7 +144,7 @@ def load_config(config: str, cfg_options: Sequence[str] | dict | None = None,
         use_images(cfg, images)
     cfg.model.setdefault("data_preprocessor", cfg.get("data_preprocessor", None))
     name = path.stem
-    return LoadedConfig(cfg=cfg, path=path, name=name, text=cfg.pretty_text if hasattr(cfg, "pretty_text") else "")
+    return LoadedConfig(cfg=cfg, path=path, name=name)
 
 
 def use_images(cfg, images: str) -> None:

@@ -98,7 +98,7 @@ def extract(params: ExtractParams, store, *, show_progress: bool = True) -> Extr
             if len(missing) == 0:
                 dims = {s: meta["stages"][s] for s in stages}
                 return ExtractResult(key, True, len(indices), 0, dims, time.perf_counter() - t0,
-                                     store.path, indices)
+                                     store.path, indices, list(meta.get("notes", [])))
     return _run_inference(params, info, store, show_progress, t0)
 
 
@@ -240,6 +240,7 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
         meta = store.entry_meta(key)
         dims = {s: meta["stages"][s] for s in (_requested_stages(meta, params.vis_stage) or meta["stages"])}
     else:
-        store.update_entry_meta(key)
+        notes = list(dict.fromkeys(list(meta.get("notes", [])) + reader.notes))
+        store.update_entry_meta(key, notes=notes)
     return ExtractResult(key, new_rows == 0, len(indices), new_rows, dims,
                          time.perf_counter() - t0, store.path, indices, reader.notes)

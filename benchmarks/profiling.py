@@ -1,0 +1,72 @@
+"""Where the time goes: cProfile of embed_many, and of a whole cold ``vistsne run``.
+
+(The extract profile comes with :mod:`benchmarks.extraction`.) The numbers are
+cumulative seconds of named functions inside one profiled run; cProfile slows
+Python-heavy code, so they are shares, not timings.
+"""
+
+from __future__ import annotations
+
+import math
+import pstats
+import shutil
+import tempfile
+
+from .common import DEMO_CONFIG, PYTHON, run_child, run_process, say
+from .setup_data import Context
+
+EMBED_TARGETS = {
+    "whole embed_many": ("vistsne/embed/tsne.py", "_run_all"),
+    "preprocess (PCA to 50 dims)": ("vistsne/embed/tsne.py", "preprocess"),
+    "kNN graph + affinities (PerplexityBasedNN)": ("openTSNE/affinity.py", "__init__"),
+    "initialisation": ("vistsne/embed/tsne.py", "_initial_positions"),
+    "optimisation, both phases": ("vistsne/embed/tsne.py", "_optimize"),
+    "map metrics (map 10-NN acc + trustworthiness)": ("vistsne/embed/metrics.py", "map_metrics"),
+    "10-NN accuracy (features + map, all calls)": ("vistsne/embed/metrics.py", "knn_accuracy"),
+    "trustworthiness": ("vistsne/embed/metrics.py", "trustworthiness"),
+}
+
+RUN_TARGETS = {
+    "whole run()": ("vistsne/run.py", "run"),
+    "imports (all, cumulative)": ("<frozen importlib._bootstrap>", "_find_and_load"),
+    "load config": ("vistsne/extract/config.py", "load_config"),
+    "extract (inference)": ("vistsne/extract/pipeline.py", "extract"),
+    "extract: build dataset": ("vistsne/extract/model.py", "build_dataset"),
+    "extract: forward, every stage": ("vistsne/extract/model.py", "__call__"),
+    "embed (t-SNE + metrics)": ("vistsne/embed/cached.py", "embed_entry"),
+    "render (png)": ("vistsne/render/static.py", "render_map"),
+}
+
+
+def _summary(path: str, targets: dict) -> dict:
+    st = pstats.Stats(path)
+    named = {}
+    for label, (file_end, func) in targets.items():
+        cum = 0.0
+        for (fname, _line, fn), (_cc, _nc, _tt, ct, _callers) in st.stats.items():
+            if fn == func and fname.replace("\\", "/").endswith(file_end):
+                cum = max(cum, ct)
+        named[label] = cum
+    return {"total_seconds": max((v[3] for v in st.stats.values()), default=0.0), "named_cumulative": named}
+
+
+def run(ctx: Context) -> dict:
+    mode = ctx.mode
+    out = {}
+    n = mode.profile_n
+    res = run_child("profile_embed", {**ctx.xy(n), "n_jobs": ctx.n_jobs, "targets": EMBED_TARGETS}).result
+    out["embed"] = res
+    say(f"profile embed N={n}: {res['wall_seconds']:.1f}s under cProfile")
+    if mode.name in ("default", "full", "tiny"):
+        n = mode.retune_n
+        tmp = tempfile.mkdtemp(prefix="prof-run-", dir=ctx.work)
+        prof = f"{tmp}/run.prof"
+        cmd = [PYTHON, "-m", "cProfile", "-o", prof, "-m", "vistsne", "-q", "run", DEMO_CONFIG,
+               "--checkpoint", ctx.checkpoint, "--cfg-options", ctx.expand_option(int(math.ceil(1.3 * n))),
+               "--max-num-class", "10", "--max-num-samples", str(n // 10), "--store", f"{tmp}/store.zarr",
+               "--work-dir", f"{tmp}/out"]
+        r = run_process(cmd)
+        out["cold_run"] = {"n": n, "wall_seconds": r.wall, **_summary(prof, RUN_TARGETS)}
+        shutil.rmtree(tmp, ignore_errors=True)
+        say(f"profile cold run N={n}: {r.wall:.1f}s under cProfile")
+    return out

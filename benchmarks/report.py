@@ -1,0 +1,321 @@
+"""results.json -> RESULTS.md: a summary table with targets, then one table per measurement."""
+
+from __future__ import annotations
+
+from .common import fmt_stat
+
+
+def _n(n: int) -> str:
+    return f"{n:,}"
+
+
+def _status(met: bool | None) -> str:
+    if met is None:
+        return "—"
+    return "met" if met else "**MISSED**"
+
+
+def _mb(s: dict | None) -> str:
+    return fmt_stat(s, 0, " MB")
+
+
+def summary_rows(R: dict) -> list[list[str]]:
+    """``[#, measurement, result, target, status]`` rows."""
+    res = R["results"]
+    rows = []
+    reps = R["mode"]["reps"]
+    eng = res.get("engine")
+    if eng:
+        for r in eng["rows"]:
+            if r["sklearn_skipped"]:
+                rows.append(["1", f"t-SNE engine, N={_n(r['n'])}",
+                             f"vistsne {fmt_stat(r['vistsne_ref']['seconds'], 1, ' s')} (scikit-learn not run at "
+                             "this size)", "no lower accuracy", "—"])
+                continue
+            rows.append([
+                "1", f"t-SNE engine, N={_n(r['n'])}: vistsne / scikit-learn time, reference settings",
+                f"{fmt_stat(r['ratio_ref'], 3)} ({fmt_stat(r['vistsne_ref']['seconds'], 1, ' s')} vs "
+                f"{fmt_stat(r['sklearn_ref']['seconds'], 1, ' s')}); 10-NN acc "
+                f"{r['vistsne_ref']['knn_acc']['median']:.3f} vs {r['sklearn_ref']['knn_acc']['median']:.3f}",
+                "no lower accuracy", "met" if r["accuracy_held"] else "**MISSED: lower accuracy**"])
+            rows.append([
+                "1", f"t-SNE engine, N={_n(r['n'])}: both with their defaults",
+                f"{fmt_stat(r['ratio_default'], 3)} ({fmt_stat(r['vistsne_default']['seconds'], 1, ' s')} vs "
+                f"{fmt_stat(r['sklearn_default']['seconds'], 1, ' s')}); 10-NN acc "
+                f"{r['vistsne_default']['knn_acc']['median']:.3f} vs "
+                f"{r['sklearn_default']['knn_acc']['median']:.3f}",
+                "no lower accuracy", "met" if r["accuracy_held"] else "**MISSED: lower accuracy**"])
+    rt = res.get("retune")
+    if rt:
+        rows.append(["2", f"Re-tune, N={_n(rt['n'])}: warm / cold `vistsne run` (perplexity only)",
+                     f"{fmt_stat(rt['ratio_warm_over_cold'], 3)} ({fmt_stat(rt['warm_seconds'], 1, ' s')} vs "
+                     f"{fmt_stat(rt['cold_seconds'], 1, ' s')})" + ("" if rt["warm_store_hit"] else
+                                                                     "; the warm run was NOT a store hit"),
+                     "(reported)", "met" if rt["warm_store_hit"] else "**MISSED: no store hit**"])
+    ex = res.get("extraction")
+    if ex:
+        for r in ex["rows"]:
+            rows.append(["3", f"Extraction, {r['model']}, {_n(r['rows'])} images: vistsne / bare-loop images/s",
+                         f"{fmt_stat(r['ratio'], 3)} ({fmt_stat(r['vistsne_ips'], 1)} vs "
+                         f"{fmt_stat(r['bare_ips'], 1)} img/s)", f">= {r['target']}", _status(r["met"])])
+    ch = res.get("cache_hit")
+    if ch:
+        rows.append(["4", "Cache hit: `vistsne extract` on a complete entry, whole process",
+                     f"{fmt_stat(ch['seconds'], 2, ' s')}; torch imported: "
+                     f"{'yes' if ch['torch_imported'] else 'no'}", f"<= {ch['target_s']:.0f} s, no torch",
+                     _status(ch["met"])])
+    sw = res.get("sweep")
+    if sw:
+        rows.append(["5", f"Sweep, N={_n(sw['n'])}: {len(sw['perplexities'])} perplexities in one call / "
+                          "separate calls", f"{fmt_stat(sw['ratio'], 3)} ({fmt_stat(sw['one_call_seconds'], 1, ' s')}"
+                                            f" vs {fmt_stat(sw['separate_seconds'], 1, ' s')})",
+                     f"<= {sw['target']}", _status(sw["met"])])
+    ov = res.get("overhead")
+    if ov:
+        for r in ov["rows"]:
+            rows.append(["6", f"Overhead, N={_n(r['n'])}: `embed_many` / direct openTSNE",
+                         f"{fmt_stat(r['ratio'], 3)} ({fmt_stat(r['vistsne_seconds'], 1, ' s')} vs "
+                         f"{fmt_stat(r['direct_seconds'], 1, ' s')}); without vistsne's map metrics "
+                         f"{fmt_stat(r['ratio_without_metrics'], 3)}", f"<= {r['target']}", _status(r["met"])])
+    mem = res.get("memory")
+    if mem:
+        parts = [f"N={_n(int(n))}: {_mb(v)}" for n, v in mem["embed_vistsne_default"].items()]
+        rows.append(["7", "Memory: peak RSS of embed (vistsne defaults, whole process)", "; ".join(parts),
+                     "(reported)", "—"])
+        parts = [f"{k}: {_mb(v)}" for k, v in mem["extract"].items()]
+        rows.append(["7", "Memory: peak RSS of extract (process, incl. torch)", "; ".join(parts), "(reported)", "—"])
+    me = res.get("method")
+    if me:
+        sug = me["suggestion"]
+        rows.append(["8", "Gradient method: N where FFT overtakes Barnes-Hut",
+                     f"suggested {sug.get('n') if sug.get('n') else 'n/a'} ({sug['why']}); "
+                     f"METHOD_SWITCH_N in the code: {me['current_method_switch_n']}", "(sets METHOD_SWITCH_N)",
+                     "—"])
+    return rows
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def summary_table(R: dict) -> str:
+    return _table(["#", "measurement", f"result: median [min–max] of {R['mode']['reps']}", "target", "status"],
+                  summary_rows(R))
+
+
+def _profile_lines(named: dict, total: float | None = None) -> list[str]:
+    out = []
+    for label, sec in named.items():
+        share = f" ({100 * sec / total:.0f}%)" if total else ""
+        out.append(f"  - {label}: {sec:.2f} s{share}")
+    return out
+
+
+def render(R: dict) -> str:
+    res = R["results"]
+    m = R["machine"]
+    v = R["versions"]
+    L = [f"# vistsne benchmarks ({R['mode']['name']} run, {R['date']})", ""]
+    L.append(f"Produced by `benchmarks/run.py {R['argv']}` in {R['elapsed_s'] / 60:.1f} min. "
+             f"Machine: {m['cpu_model']}, {m['cores']} cores ({m['cores_usable']} usable), torch threads "
+             f"{m['torch_threads']}, {m['memory_gb']} GB; load average {m['loadavg_start']} at the start, "
+             f"{m.get('loadavg_end')} at the end (the machine is shared: absolute seconds drift, so every figure "
+             f"is a ratio against a baseline measured in the same run, repetitions interleaved and paired).")
+    L.append("")
+    L.append("Versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val is not None) + ".")
+    L.append("")
+    ck = R.get("data", {})
+    L.append(f"Data: the digits test split expanded by deterministic augmentation "
+             f"(`test_dataloader.dataset.expand={ck.get('expand')}`), through {ck.get('checkpoint_kind')} "
+             f"`{ck.get('checkpoint')}`; bench entry `{str(ck.get('entry'))[:12]}` in `{ck.get('store')}` "
+             f"({ck.get('rows')} rows of stage `{ck.get('stage')}`, {ck.get('dim')}-d); N = N/10 rows per class.")
+    L.append("")
+    L.append("## Summary")
+    L.append("")
+    L.append(summary_table(R))
+    L.append("")
+
+    eng = res.get("engine")
+    if eng:
+        L.append("## 1. t-SNE engine: vistsne against scikit-learn's TSNE")
+        L.append("")
+        s = eng["settings"]
+        L.append("Reference settings: scikit-learn `TSNE(" + ", ".join(f"{k}={val!r}" for k, val in s["sklearn_ref"].items())
+                 + ")` (the reference tool's call; `max_iter` is today's name of its `n_iter`; no `n_jobs`, as the "
+                 "reference), against vistsne `EmbedParams(" + ", ".join(f"{k}={val!r}" for k, val in s["vistsne_ref"].items())
+                 + f")` with `n_jobs={s['n_jobs_vistsne']}`: the learning rate is in openTSNE units, 800 = "
+                 "scikit-learn's 200 (the same step size; `vistsne run` converts the same way); vistsne keeps its "
+                 "PCA to 50 dims and picks the gradient method by N. Defaults: scikit-learn `TSNE(n_components=2)` "
+                 "(PCA init, learning rate auto) against vistsne `EmbedParams()` (PCA init, learning rate auto = "
+                 "max(200, N/12) in openTSNE units, the same as scikit-learn's auto). Seeds = the repetition. "
+                 "Seconds: the fit alone, in its own process; vistsne's include its map metrics. Accuracy: 5-fold "
+                 f"10-NN accuracy of the map (`knn_accuracy`), held if vistsne's median is at most "
+                 f"{s['acc_tolerance']} below.")
+        L.append("")
+        head = ["N", "scikit-learn ref (s)", "vistsne ref (s)", "ratio ref", "acc sk / vt (ref)",
+                "scikit-learn defaults (s)", "vistsne defaults (s)", "ratio defaults", "acc sk / vt (defaults)",
+                "vistsne defaults / scikit-learn ref", "vistsne method", "vistsne metrics (s)"]
+        rows = []
+        for r in eng["rows"]:
+            if r["sklearn_skipped"]:
+                rows.append([_n(r["n"]), "not run", fmt_stat(r["vistsne_ref"]["seconds"], 1), "—",
+                             f"— / {r['vistsne_ref']['knn_acc']['median']:.3f}", "not run",
+                             fmt_stat(r["vistsne_default"]["seconds"], 1), "—",
+                             f"— / {r['vistsne_default']['knn_acc']['median']:.3f}", "—",
+                             r["vistsne_default"]["method"], fmt_stat(r["vistsne_default"]["metrics_seconds"], 1)])
+                continue
+            rows.append([_n(r["n"]), fmt_stat(r["sklearn_ref"]["seconds"], 1), fmt_stat(r["vistsne_ref"]["seconds"], 1),
+                         fmt_stat(r["ratio_ref"], 3),
+                         f"{r['sklearn_ref']['knn_acc']['median']:.3f} / {r['vistsne_ref']['knn_acc']['median']:.3f}",
+                         fmt_stat(r["sklearn_default"]["seconds"], 1), fmt_stat(r["vistsne_default"]["seconds"], 1),
+                         fmt_stat(r["ratio_default"], 3),
+                         f"{r['sklearn_default']['knn_acc']['median']:.3f} / "
+                         f"{r['vistsne_default']['knn_acc']['median']:.3f}",
+                         fmt_stat(r["ratio_vistsne_default_vs_reference"], 3), r["vistsne_default"]["method"],
+                         fmt_stat(r["vistsne_default"]["metrics_seconds"], 1)])
+        L.append(_table(head, rows))
+        L.append("")
+
+    rt = res.get("retune")
+    if rt:
+        L.append("## 2. Re-tune: cold against warm `vistsne run`")
+        L.append("")
+        L.append(f"`python -m vistsne run configs/digits_resnet18.py --checkpoint ... --max-num-class 10 "
+                 f"--max-num-samples {rt['n'] // 10}` on digits expanded to {rt['expand']} images ({rt['rows'][0]} "
+                 f"samples), whole processes. Cold: a fresh store, perplexity {rt['perplexities'][0]} (inference + "
+                 f"t-SNE + render). Warm: the same store, perplexity {rt['perplexities'][1]} (store hit, a new map, "
+                 f"render).")
+        L.append("")
+        L.append(_table(["N", "cold (s)", "warm (s)", "warm / cold", "cold peak RSS", "warm peak RSS", "store hit"],
+                        [[_n(rt["n"]), fmt_stat(rt["cold_seconds"], 1), fmt_stat(rt["warm_seconds"], 1),
+                          fmt_stat(rt["ratio_warm_over_cold"], 3), _mb(rt["cold_maxrss_mb"]),
+                          _mb(rt["warm_maxrss_mb"]), "yes" if rt["warm_store_hit"] else "NO"]]))
+        L.append("")
+
+    ex = res.get("extraction")
+    if ex:
+        L.append("## 3. Extraction: vistsne against the forward-pass ceiling")
+        L.append("")
+        L.append("vistsne: the library's `extract` into a fresh store (config, dataset, model, checkpoint, "
+                 "loading, every stage, thumbnails, store writes), in a process where torch is already imported. "
+                 "Bare loop: the same model's `extract_feat` over batches loaded and preprocessed beforehand, one "
+                 "untimed warm-up batch. Same process, same batch size, same threads.")
+        L.append("")
+        L.append(_table(["model", "images", "batch", "loader workers", "vistsne img/s", "bare img/s",
+                         "vistsne / bare", "target", "status", "extract peak RSS"],
+                        [[r["model"], _n(r["rows"]), r["batch_size"], r["num_workers"], fmt_stat(r["vistsne_ips"], 1),
+                          fmt_stat(r["bare_ips"], 1), fmt_stat(r["ratio"], 3), f">= {r['target']}",
+                          _status(r["met"]), _mb(r["vistsne_maxrss_mb"])] for r in ex["rows"]]))
+        L.append("")
+
+    ch = res.get("cache_hit")
+    if ch:
+        L.append("## 4. Cache hit")
+        L.append("")
+        imported = ", ".join(f"{k}: {'yes' if val else 'no'}" for k, val in ch["imported_in_process"].items())
+        L.append(f"`{ch['command']}` (the command that made the bench entry): {fmt_stat(ch['seconds'], 2, ' s')} "
+                 f"per whole process (target <= {ch['target_s']:.0f} s; {_status(ch['met'])}). Imported by the "
+                 f"process (checked in-process after the command ran): {imported}.")
+        L.append("")
+
+    sw = res.get("sweep")
+    if sw:
+        L.append("## 5. Sweep sharing")
+        L.append("")
+        acc = ", ".join(f"{float(k):g}: {val:.3f}" for k, val in sorted(sw["acc_one_call"].items(),
+                                                                         key=lambda kv: float(kv[0])))
+        L.append(f"Perplexities {', '.join(f'{p:g}' for p in sw['perplexities'])} at N={_n(sw['n'])}, vistsne "
+                 f"defaults: one `embed_many` call {fmt_stat(sw['one_call_seconds'], 1, ' s')} against four calls "
+                 f"{fmt_stat(sw['separate_seconds'], 1, ' s')}: ratio {fmt_stat(sw['ratio'], 3)} (target <= "
+                 f"{sw['target']}; {_status(sw['met'])}). Shared per sweep: {sw['shared_work_per_sweep']}. Map "
+                 f"10-NN accuracy by perplexity: {acc}.")
+        L.append("")
+
+    ov = res.get("overhead")
+    if ov:
+        L.append("## 6. Overhead against openTSNE")
+        L.append("")
+        L.append("vistsne defaults through `embed_many` against openTSNE's step-by-step API with the values vistsne "
+                 "resolves (the same PCA, kNN method and seed, perplexity, init, gradient method, theta, learning "
+                 "rate, momentum, exaggeration phases, iterations, `n_jobs`). vistsne's seconds include its map "
+                 "metrics (10-NN accuracy of features and map, trustworthiness), also shown apart.")
+        L.append("")
+        L.append(_table(["N", "method", "vistsne (s)", "of which metrics (s)", "openTSNE (s)", "ratio",
+                         "ratio without metrics", "acc vistsne / openTSNE", "iterations run", "status"],
+                        [[_n(r["n"]), r["resolved"]["method"], fmt_stat(r["vistsne_seconds"], 1),
+                          fmt_stat(r["vistsne_metrics_seconds"], 1), fmt_stat(r["direct_seconds"], 1),
+                          fmt_stat(r["ratio"], 3), fmt_stat(r["ratio_without_metrics"], 3),
+                          f"{r['acc_vistsne']['median']:.3f} / {r['acc_direct']['median']:.3f}",
+                          fmt_stat(r["n_iter_run"], 0), _status(r["met"])] for r in ov["rows"]]))
+        L.append("")
+
+    mem = res.get("memory")
+    if mem:
+        L.append("## 7. Peak memory (resident set, whole process)")
+        L.append("")
+        head = ["N", "vistsne ref settings", "vistsne defaults", "scikit-learn ref", "scikit-learn defaults"]
+        rows = []
+        for n in mem["embed_vistsne_default"]:
+            rows.append([_n(int(n)), _mb(mem["embed_vistsne_ref"].get(n)), _mb(mem["embed_vistsne_default"].get(n)),
+                         _mb(mem["embed_sklearn_ref"].get(n)), _mb(mem["embed_sklearn_default"].get(n))])
+        L.append(_table(head, rows))
+        L.append("")
+        L.append("Embed processes hold numpy, scikit-learn, openTSNE and the features (N x 512 float32), no torch. "
+                 "Extract: " + "; ".join(f"{k}: {_mb(val)}" for k, val in mem["extract"].items())
+                 + " (the process's peak right after `extract`, torch and mmpretrain included). Whole `vistsne run`: "
+                 + "; ".join(f"{k}: {_mb(val)}" for k, val in mem.get("run", {}).items()) + ".")
+        L.append("")
+
+    me = res.get("method")
+    if me:
+        L.append("## 8. Gradient method: Barnes-Hut against FFT")
+        L.append("")
+        L.append(f"{me['settings']}. Ratio = FFT seconds / Barnes-Hut seconds, paired per repetition.")
+        L.append("")
+        L.append(_table(["N", "Barnes-Hut (s)", "FFT (s)", "FFT / BH", "acc BH / FFT", "KL BH / FFT"],
+                        [[_n(r["n"]), fmt_stat(r["bh"]["seconds"], 1), fmt_stat(r["fft"]["seconds"], 1),
+                          fmt_stat(r["ratio_fft_over_bh"], 2),
+                          f"{r['bh']['knn_acc']['median']:.3f} / {r['fft']['knn_acc']['median']:.3f}",
+                          f"{r['bh']['kl']['median']:.3f} / {r['fft']['kl']['median']:.3f}"] for r in me["rows"]]))
+        L.append("")
+        sug = me["suggestion"]
+        L.append(f"Suggested `METHOD_SWITCH_N`: {sug.get('n') or 'n/a'} — {sug['why']}. In the code now: "
+                 f"{me['current_method_switch_n']}.")
+        L.append("")
+
+    prof = res.get("profiling", {})
+    L.append("## Where the time goes (cProfile)")
+    L.append("")
+    if ex:
+        for r in ex["rows"]:
+            p = r.get("profile") or {}
+            named = p.get("named_cumulative", {})
+            total = named.get("whole extract()") or p.get("total_seconds")
+            L.append(f"- `extract`, {r['model']}, {_n(r['rows'])} images (one profiled run, "
+                     f"{r['profile_run_seconds']:.1f} s; cumulative seconds, shares of the whole call):")
+            L += _profile_lines({k: val for k, val in named.items() if k != "whole extract()"}, total)
+            top = ", ".join(f"`{t['function']}` {t['own_s']:.2f} s" for t in p.get("top_own_time", [])[:6])
+            L.append(f"  - most own time: {top}")
+    if prof.get("embed"):
+        p = prof["embed"]
+        named = p["named_cumulative"]
+        total = named.get("whole embed_many")
+        L.append(f"- `embed_many`, vistsne defaults, N={_n(p['rows'])} ({p['method']}), one profiled run "
+                 f"({p['wall_seconds']:.1f} s):")
+        L += _profile_lines({k: val for k, val in named.items() if k != "whole embed_many"}, total)
+    if prof.get("cold_run"):
+        p = prof["cold_run"]
+        named = p["named_cumulative"]
+        total = named.get("whole run()") or p["total_seconds"]
+        L.append(f"- a cold `vistsne run`, N={_n(p['n'])}, one profiled process ({p['wall_seconds']:.1f} s wall):")
+        L += _profile_lines({k: val for k, val in named.items() if k != "whole run()"}, total)
+    L.append("")
+    notes = R.get("notes") or []
+    if notes:
+        L.append("## Notes")
+        L.append("")
+        L += [f"- {n}" for n in notes]
+        L.append("")
+    return "\n".join(L)
