@@ -373,3 +373,13 @@ def test_store_commands(store_path):
     assert bad.exit_code == 1 and "row counts" in bad.output
     rm = runner.invoke(cli, ["store", "rm", res.entry[:10], "--store", store_path])
     assert rm.exit_code == 0 and Store(store_path).entry_keys() == []
+
+
+def test_fsspec_url_store():
+    """Any fsspec URL zarr accepts: here fsspec's in-memory filesystem."""
+    url = "memory://vistsne-test/store.zarr"
+    res = _extract(url, max_num_class=2, max_num_samples=2)
+    st = Store(url)
+    assert st.entry_keys() == [res.entry] and st.verify_entry(res.entry) == []
+    assert st.read_rows(res.entry, res.indices, "pre_logits").shape == (4, 512)
+    assert _extract(url, max_num_class=2, max_num_samples=2).cached
