@@ -61,6 +61,94 @@ def _register_bf16_optim_wrapper() -> str:
     return BF16_OPTIM_WRAPPER
 
 
+class ThreadChooser:
+    """Picks torch's CPU thread count during training, from quick timed probes.
+
+    On a shared machine torch's OpenMP threads wait for each other at every
+    barrier: when another process holds one of two cores, two threads run 5-20x
+    *slower* than one (and on a quiet machine about twice as fast). Timing a
+    whole training iteration with the wrong count costs seconds, so the counts
+    are compared by a probe of a few small convolutions (see
+    :func:`probe_threads`), which shows the same barrier cost in milliseconds.
+
+    A probe runs before the first iteration, then after ``period`` iterations
+    (the wait doubles up to ``max_period`` each time a probe keeps the count),
+    and at once when an iteration is ``slow`` times slower per image than the
+    best since the last probe (another process just started). Pure Python:
+    ask :meth:`probe_due`, pass the probe's times to :meth:`choose`, and each
+    iteration's seconds per image to :meth:`record`.
+    """
+
+    def __init__(self, candidates, period: int = 16, max_period: int = 128, slow: float = 2.0):
+        self.candidates = list(dict.fromkeys(int(c) for c in candidates if int(c) >= 1)) or [1]
+        self.period = self._period = max(1, int(period))
+        self.max_period = max(int(max_period), self.period)
+        self.slow = float(slow)
+        self.current = self.candidates[0]
+        self.used: dict[int, int] = {c: 0 for c in self.candidates}  # iterations per count
+        self.probes: list[dict[int, float]] = []
+        self._due = len(self.candidates) > 1
+        self._since = 0
+        self._best = float("inf")
+
+    def probe_due(self) -> bool:
+        return len(self.candidates) > 1 and (self._due or self._since >= self._period)
+
+    def choose(self, times: dict[int, float]) -> int:
+        """Take a probe's ``{threads: seconds}``; return the count to use now."""
+        times = {int(c): float(t) for c, t in times.items() if int(c) in self.candidates}
+        self.probes.append(times)
+        if times:
+            new = min(times, key=times.get)
+            keep = new == self.current and len(self.probes) > 1
+            self._period = min(2 * self._period, self.max_period) if keep else self.period
+            self.current = new
+        self._due, self._since, self._best = False, 0, float("inf")
+        return self.current
+
+    def record(self, threads: int, seconds_per_item: float) -> None:
+        """Time of one training iteration run with ``threads`` threads."""
+        threads, t = int(threads), float(seconds_per_item)
+        self.used[threads] = self.used.get(threads, 0) + 1
+        self._since += 1
+        if self._since > 1 and t > self.slow * self._best:  # the first after a probe may warm up
+            self._due = True
+        self._best = min(self._best, t)
+
+
+def thread_candidates(max_threads: int) -> list[int]:
+    """All threads first (the quiet-machine default), then half, then one."""
+    n = max(1, int(max_threads))
+    return list(dict.fromkeys([n, max(1, n // 2), 1]))
+
+
+_PROBE_DATA: dict = {}
+
+
+def probe_threads(threads: int, reps: int = 6) -> float:
+    """Seconds per small convolution (16x64x16x16, 3x3) with ``threads`` torch threads.
+
+    A few milliseconds on a quiet core; it pays the same OpenMP barrier cost as
+    training, so the fastest count here is the fastest for training. The
+    thread count is left at ``threads``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if not _PROBE_DATA:
+        gen = torch.Generator().manual_seed(0)
+        _PROBE_DATA["x"] = torch.randn(16, 64, 16, 16, generator=gen)
+        _PROBE_DATA["w"] = torch.randn(64, 64, 3, 3, generator=gen)
+    x, w = _PROBE_DATA["x"], _PROBE_DATA["w"]
+    torch.set_num_threads(int(threads))
+    with torch.inference_mode():
+        F.conv2d(x, w, padding=1)  # warm-up: kernels for this thread count
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            F.conv2d(x, w, padding=1)
+    return (time.perf_counter() - t0) / reps
+
+
 def _set_total_steps(schedulers, total: int) -> None:
     """Give every iteration-based ``OneCycleLR`` of the config the real run length."""
     if schedulers is None:
@@ -85,6 +173,15 @@ def _iters_per_epoch(cfg) -> int:
         n = len(DATASETS.build(loader.dataset.copy()))
     batch = int(loader.batch_size)
     return max(1, n // batch if loader.get("drop_last", False) else -(-n // batch))
+
+
+def _close_log_files(runner) -> None:
+    """Close the Runner's log file in its (temporary) work folder before it is removed."""
+    logger = getattr(runner, "logger", None)
+    for h in list(getattr(logger, "handlers", [])):
+        if isinstance(h, logging.FileHandler):
+            h.close()
+            logger.removeHandler(h)
 
 
 def train_checkpoint(config: str = DEMO_CONFIG, out: str = DEMO_CHECKPOINT, *, epochs: int | None = None,
@@ -121,16 +218,21 @@ def train_checkpoint(config: str = DEMO_CONFIG, out: str = DEMO_CHECKPOINT, *, e
     cfg: Config = load_config(config, import_custom_modules=True).cfg
     if cfg_options:
         cfg.merge_from_dict(dict(cfg_options))
-    if epochs is not None:
-        cfg.train_cfg.max_epochs = int(epochs)
     test_cfg = cfg.test_dataloader.copy() if cfg.get("test_dataloader") else None
-    total = cfg.train_cfg.max_epochs * _iters_per_epoch(cfg)
+    if "max_iters" in cfg.train_cfg and epochs is None:  # an iteration-based config
+        total = int(cfg.train_cfg.max_iters)
+    else:
+        if epochs is not None:
+            cfg.train_cfg = dict(by_epoch=True, max_epochs=int(epochs), val_interval=10**9)
+        total = int(cfg.train_cfg.max_epochs) * _iters_per_epoch(cfg)
     if max_iters is not None and int(max_iters) < total:
         total = int(max_iters)
         cfg.train_cfg = dict(by_epoch=False, max_iters=total, val_interval=10**9)
     use_bf16 = cpu_has_bf16() if bf16 is None else bool(bf16)
-    if use_bf16:
+    if use_bf16 and cfg.optim_wrapper.get("type", "OptimWrapper") in ("OptimWrapper", BF16_OPTIM_WRAPPER):
         cfg.optim_wrapper.type = _register_bf16_optim_wrapper()
+    else:
+        use_bf16 = False
     _set_total_steps(cfg.get("param_scheduler"), total)
     work = Path(tempfile.mkdtemp(prefix="vistsne-train-"))
     cfg.work_dir = str(work)
@@ -147,39 +249,58 @@ def train_checkpoint(config: str = DEMO_CONFIG, out: str = DEMO_CHECKPOINT, *, e
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + f".{os.getpid()}.tmp")
+    runner = None
     try:
         t0, cpu0 = time.perf_counter(), time.process_time()
         runner = Runner.from_cfg(cfg)
 
         bar = Progress(total, "training demo checkpoint", "batch", enabled=show_progress)
+        chooser = None if threads or old_threads <= 1 else ThreadChooser(thread_candidates(old_threads))
 
-        class _Bar(Hook):
+        class _Iterations(Hook):
+            """Moves the bar; with no fixed ``threads``, lets ``chooser`` pick them."""
+
+            def before_train_iter(self, runner, batch_idx, data_batch=None):
+                if chooser is not None:
+                    if chooser.probe_due():
+                        chooser.choose({c: probe_threads(c) for c in chooser.candidates})
+                    if chooser.current != torch.get_num_threads():
+                        torch.set_num_threads(chooser.current)
+                self.t = time.perf_counter()
+
             def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+                if chooser is not None:
+                    items = len(data_batch["inputs"]) if isinstance(data_batch, dict) else 1
+                    chooser.record(torch.get_num_threads(), (time.perf_counter() - self.t) / max(items, 1))
                 bar.update(1)
 
-        runner.register_hook(_Bar(), priority="LOWEST")
+        runner.register_hook(_Iterations(), priority="LOWEST")
         model = runner.train()
         bar.close()
         seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
         loss = runner.message_hub.get_scalar("train/loss").current() \
             if "train/loss" in runner.message_hub.log_scalars else None
 
-        acc = test_accuracy(model, test_cfg)
+        acc = classification_accuracy(model, test_cfg)
         state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         classes = runner.train_dataloader.dataset.metainfo.get("classes") or range(10)
         meta = {"dataset_meta": {"classes": [str(c) for c in classes]},
                 "vistsne": {"config": str(config), "iters": total,
-                            "seed": int(seed), "bf16": use_bf16, "threads": torch.get_num_threads(),
+                            "batch_size": int(cfg.train_dataloader.batch_size),
+                            "seed": int(seed), "bf16": use_bf16,
+                            "threads": {str(k): v for k, v in chooser.used.items()} if chooser
+                            else {str(torch.get_num_threads()): total},
                             "train_seconds": round(seconds, 1), "train_cpu_seconds": round(cpu_seconds, 1),
                             "final_loss":
                                 None if loss is None else round(float(loss), 4),
                             "test_accuracy": round(float(acc), 4), "torch": str(torch.__version__)}}
-        out_path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"state_dict": state, "meta": meta}, tmp)
         os.replace(tmp, out_path)
     finally:
         torch.set_num_threads(old_threads)
+        _close_log_files(runner)
         shutil.rmtree(work, ignore_errors=True)
         if tmp.exists():
             tmp.unlink()
@@ -188,7 +309,7 @@ def train_checkpoint(config: str = DEMO_CONFIG, out: str = DEMO_CHECKPOINT, *, e
     return out_path
 
 
-def test_accuracy(model, loader_cfg=None) -> float:
+def classification_accuracy(model, loader_cfg=None) -> float:
     """Top-1 accuracy of ``model`` on a test split, in float32.
 
     ``loader_cfg``: a config's ``test_dataloader`` (its dataset and pipeline),
@@ -224,3 +345,64 @@ def test_accuracy(model, loader_cfg=None) -> float:
     finally:
         model.train(was_training)
     return correct / max(total, 1)
+
+
+# ------------------------------------------------------------ the demo run
+DEMO_STAGES = ("all",)
+
+
+class DemoResult:
+    def __init__(self, figures: list, entries: dict, accuracy: dict, out_dir: Path, comparison: Path):
+        self.figures = figures
+        self.entries = entries
+        self.accuracy = accuracy
+        self.out_dir = out_dir
+        self.comparison = comparison
+
+    def to_json(self) -> dict:
+        return {"figures": [str(f) for f in self.figures], "entries": self.entries,
+                "knn_acc_map_pre_logits": self.accuracy, "comparison": str(self.comparison)}
+
+    def summary(self, seconds: float) -> str:
+        acc = ", ".join(f"{k} {v:.3f}" for k, v in self.accuracy.items())
+        return (f"demo: pre_logits 10-NN accuracy in the map: {acc}; {len(self.figures)} figures in "
+                f"{seconds:.1f}s; see {self.comparison} (all figures in {self.out_dir})")
+
+
+def run_demo(store, out_dir: str, checkpoint: str = DEMO_CHECKPOINT, progress: bool = True) -> DemoResult:
+    """Extract the digits test split with the trained and the untrained model, embed, render.
+
+    Writes every map, the HTML page of each entry, and
+    ``demo_trained_vs_untrained.png``: the two ``pre_logits`` maps side by side.
+    """
+    from .embed import EmbedParams
+    from .embed.cached import RowSelection, embed_entry
+    from .extract import ExtractParams, extract
+    from .render import RenderParams
+    from .render.from_store import load_map, render_entry
+    from .render.static import render_sheet
+
+    out = Path(out_dir)
+    figures: list[Path] = []
+    entries: dict[str, str] = {}
+    accuracy: dict[str, float] = {}
+    pre_logits = {}
+    for label, ckpt in (("trained", checkpoint), ("untrained", None)):
+        res = extract(ExtractParams(config=DEMO_CONFIG, checkpoint=ckpt), store, show_progress=progress)
+        entries[label] = res.entry
+        records = embed_entry(store, res.entry, DEMO_STAGES, [EmbedParams()], RowSelection(),
+                              n_jobs=os.cpu_count() or 1, progress=progress)
+        rendered = render_entry(store, res.entry, out, RenderParams(formats=("png", "html"), legend=True),
+                                embeddings=[r.key for r in records], progress=progress)
+        figures += rendered.files
+        rec = next(r for r in records if r.stage == "pre_logits")
+        accuracy[label] = float(rec.metrics["knn_acc_map"])
+        meta = store.entry_meta(res.entry)
+        m = load_map(store, res.entry, store.embedding(res.entry, rec.key), meta, None, with_thumbs=False)
+        m.caption = f"{label}: 10-NN acc {accuracy[label]:.3f}, trust {rec.metrics['trustworthiness']:.3f}"
+        pre_logits[label] = m
+    comparison = render_sheet([[pre_logits["trained"], pre_logits["untrained"]]], ["pre_logits"],
+                              ["trained checkpoint", "random init (untrained)"],
+                              out / "demo_trained_vs_untrained.png", RenderParams(legend=True))
+    figures.append(comparison)
+    return DemoResult(figures, entries, accuracy, out, comparison)

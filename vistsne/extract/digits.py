@@ -22,16 +22,25 @@ from mmpretrain.registry import DATASETS
 DIGIT_CLASSES = tuple(str(i) for i in range(10))
 
 
-def digits_split(split: str, test_fraction: float = 0.3, seed: int = 0):
-    """The fixed stratified split: ``(images 8x8 float in [0, 16], labels)``."""
+def split_indices(split: str, test_fraction: float = 0.3, seed: int = 0) -> np.ndarray:
+    """Sorted indices into ``sklearn.datasets.load_digits()`` of the fixed stratified split."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    data = load_digits()
-    idx = np.arange(len(data.target))
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    target = load_digits().target
     train_idx, test_idx = train_test_split(
-        idx, test_size=test_fraction, stratify=data.target, random_state=seed)
-    pick = np.sort(train_idx if split == "train" else test_idx)
+        np.arange(len(target)), test_size=test_fraction, stratify=target, random_state=seed)
+    return np.sort(train_idx if split == "train" else test_idx)
+
+
+def digits_split(split: str, test_fraction: float = 0.3, seed: int = 0):
+    """The fixed stratified split: ``(images 8x8 float in [0, 16], labels)``."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    pick = split_indices(split, test_fraction, seed)
     return data.images[pick], data.target[pick]
 
 
