@@ -44,6 +44,8 @@ def handle_errors(fn):
     def wrapper(*args, **kwargs):
         ctx = click.get_current_context()
         debug = bool(ctx.find_root().params.get("debug") or kwargs.get("debug"))
+        if kwargs.get("debug"):  # the command's own --debug, after the group's logging set-up
+            _setup_logging(True)
         try:
             return fn(*args, **kwargs)
         except VistsneError as e:
@@ -195,8 +197,6 @@ def extract(config, checkpoint, test_cfg, cfg_options, images, pool, dtype, trus
     configs/<dir>/<name>.py (taken from the installed mmpretrain if not on disk).
     The same inputs again are a cache hit that runs no inference.
     """
-    if debug:
-        _setup_logging(True)
     from .extract import ExtractParams
     from .extract import extract as run_extract
 
@@ -312,8 +312,6 @@ def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype,
     The entry is --entry KEY, or CONFIG [--checkpoint] (its key is computed,
     nothing runs), or the most recent entry. Lists sweep: --perplexity 5,30,50.
     """
-    if debug:
-        _setup_logging(True)
     from .embed.cached import RowSelection, embed_entry, metrics_table
 
     t0 = time.perf_counter()
@@ -355,8 +353,6 @@ def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype,
 def render(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, trust_checkpoint, stages,
            embeddings, out_dir, formats, legend, show, point_size, dpi, mosaic, store_path, as_json, debug):
     """Figures from the store alone: one per map, sweep sheets, an HTML page."""
-    if debug:
-        _setup_logging(True)
     from .render import RenderParams
     from .render.from_store import render_entry
 
@@ -406,8 +402,6 @@ def demo(out_dir, train_only, retrain, store_path, as_json, debug):
     test split with it and with random init, embeds every stage, and renders
     the maps side by side. A second run is all cache hits.
     """
-    if debug:
-        _setup_logging(True)
     from . import demo as demo_mod
 
     t0 = time.perf_counter()
