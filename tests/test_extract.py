@@ -383,3 +383,24 @@ def test_fsspec_url_store():
     assert st.entry_keys() == [res.entry] and st.verify_entry(res.entry) == []
     assert st.read_rows(res.entry, res.indices, "pre_logits").shape == (4, 512)
     assert _extract(url, max_num_class=2, max_num_samples=2).cached
+
+
+def test_mismatched_checkpoint_keys_are_reported(tmp_path, store_path, random_checkpoint, caplog):
+    import logging
+
+    import torch
+
+    state = torch.load(random_checkpoint, weights_only=True)
+    sd = state["state_dict"]
+    sd.pop("head.fc.bias")
+    sd["extra.layer.weight"] = torch.zeros(2)
+    sd["backbone.conv1.weight"] = torch.zeros(1, 1, 1, 1)  # another shape
+    path = tmp_path / "partial.pth"
+    torch.save(state, path)
+    with caplog.at_level(logging.WARNING, logger="vistsne"):
+        res = _extract(store_path, checkpoint=str(path), max_num_class=1, max_num_samples=1)
+    text = caplog.text
+    assert res.new_rows == 1
+    assert "1 checkpoint keys are not in the model, e.g. extra.layer.weight" in text
+    assert "1 model weights are missing from the checkpoint (left at init), e.g. head.fc.bias" in text
+    assert "1 checkpoint keys have another shape than the model's, e.g. backbone.conv1.weight" in text

@@ -169,10 +169,11 @@ def apply_checkpoint(model, path: Path, trust: bool = False) -> dict:
     unexpected = [k for k in state if k not in own]
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     model.load_state_dict({k: state[k] for k in matched}, strict=False)
-    for label, keys in (("not in the model", unexpected), ("missing from the checkpoint", missing),
-                        ("of another shape", shape_bad)):
+    for what, keys in (("checkpoint keys are not in the model", unexpected),
+                       ("model weights are missing from the checkpoint (left at init)", missing),
+                       ("checkpoint keys have another shape than the model's", shape_bad)):
         if keys:
-            log.warning("%d checkpoint keys %s, e.g. %s", len(keys), label, ", ".join(keys[:3]))
+            log.warning("%d %s, e.g. %s", len(keys), what, ", ".join(keys[:3]))
     meta = ckpt.get("meta", {}) if isinstance(ckpt, dict) else {}
     return {"matched": len(matched), "unexpected": len(unexpected), "missing": len(missing),
             "shape_mismatch": len(shape_bad), "meta": meta if isinstance(meta, dict) else {}}

@@ -1,0 +1,65 @@
+"""The benchmarks run end to end in their tiny mode (N = 200, 1 repetition), so they cannot rot.
+
+Their numbers are not asserted (a tiny run on a shared machine measures
+nothing); the files and their structure are. Output goes to a temporary
+folder, never over the committed ``benchmarks/results.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT
+
+ITEMS = ("cache_hit", "engine", "method", "overhead", "sweep", "retune", "extraction", "profiling", "memory")
+
+
+def _is_stat(d) -> bool:
+    return isinstance(d, dict) and {"median", "min", "max", "n", "values"} <= set(d) and d["n"] >= 1
+
+
+@pytest.mark.slow
+def test_bench_tiny_runs_end_to_end(tmp_path):
+    out = tmp_path / "out"
+    store = tmp_path / "bench_store.zarr"
+    committed = ROOT / "benchmarks" / "results.json"
+    before = committed.stat().st_mtime_ns if committed.exists() else None
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--tiny", "--out", str(out),
+                           "--store", str(store)], capture_output=True, text=True, cwd=str(ROOT), timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "| # | measurement |" in proc.stdout  # the table is printed
+
+    R = json.loads((out / "results.json").read_text())
+    assert R["mode"]["name"] == "tiny" and R["mode"]["reps"] == 1
+    for key in ("cpu_model", "cores", "torch_threads"):
+        assert key in R["machine"]
+    assert R["machine"]["torch_threads"] >= 1
+    for pkg in ("python", "vistsne", "torch", "openTSNE", "scikit-learn", "mmpretrain"):
+        assert R["versions"].get(pkg)
+    res = R["results"]
+    assert set(ITEMS) <= set(res)
+
+    (row,) = res["engine"]["rows"]
+    assert row["n"] == 200
+    for k in ("sklearn_ref", "vistsne_ref", "sklearn_default", "vistsne_default"):
+        assert _is_stat(row[k]["seconds"]) and _is_stat(row[k]["knn_acc"]) and _is_stat(row[k]["maxrss_mb"])
+    assert _is_stat(row["ratio_ref"]) and isinstance(row["accuracy_held"], bool)
+    assert _is_stat(res["retune"]["ratio_warm_over_cold"]) and res["retune"]["warm_store_hit"] is True
+    assert [r["key"] for r in res["extraction"]["rows"]] == ["resnet18_32px", "resnet50_224px"]
+    for r in res["extraction"]["rows"]:
+        assert _is_stat(r["ratio"]) and r["profile"]["named_cumulative"]
+    assert res["cache_hit"]["all_hits"] is True and res["cache_hit"]["torch_imported"] is False
+    assert _is_stat(res["sweep"]["ratio"])
+    assert _is_stat(res["overhead"]["rows"][0]["ratio"])
+    assert res["memory"]["embed_vistsne_default"]["200"]["median"] > 0
+    assert [r["n"] for r in res["method"]["rows"]] == [200] and "suggestion" in res["method"]
+    assert res["profiling"]["embed"]["named_cumulative"]
+
+    md = (out / "RESULTS.md").read_text()
+    assert md.startswith("# vistsne benchmarks (tiny run")
+    assert "## Summary" in md and "## Where the time goes (cProfile)" in md
+    assert (committed.stat().st_mtime_ns if committed.exists() else None) == before  # never overwritten
