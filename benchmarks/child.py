@@ -48,6 +48,17 @@ def _load_xy(args):
     return X, y
 
 
+def _preimport_tsne():
+    """Import what the t-SNE engines import lazily, so that no clock counts imports."""
+    import openTSNE  # noqa: F401
+    import openTSNE.affinity  # noqa: F401
+    import openTSNE.initialization  # noqa: F401
+    import sklearn.decomposition  # noqa: F401
+    import sklearn.manifold  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
+    import sklearn.neighbors  # noqa: F401
+
+
 def _quiet():
     import logging
 
@@ -129,13 +140,15 @@ def job_write_pngs(args):
     from vistsne.extract.digits import augment, digits_split, to_rgb
 
     root = Path(args["dir"])
+    tmp = root.with_name(root.name + ".partial")
     images8, labels = digits_split("test")
     images, labels = augment(to_rgb(images8, 32), labels, int(args["n"]), seed=1)
     images, labels = images[:args["n"]], labels[:args["n"]]
     for i, (im, lab) in enumerate(zip(images, labels)):
-        d = root / str(int(lab))
+        d = tmp / str(int(lab))
         d.mkdir(parents=True, exist_ok=True)
         Image.fromarray(im).save(d / f"{i:05d}.png")
+    tmp.rename(root)
     return {"dir": str(root), "images": int(len(images))}
 
 
@@ -170,6 +183,7 @@ def job_tsne(args):
     engine = args["engine"]
     p = args["params"]
     _quiet()
+    _preimport_tsne()
     extra = {}
     if engine == "sklearn":
         from sklearn.manifold import TSNE
@@ -213,8 +227,9 @@ def job_method(args):
 
     X, y = _load_xy(args)
     _quiet()
+    _preimport_tsne()
     n_jobs = args["n_jobs"]
-    params = EmbedParams(seed=0).validate()
+    params = EmbedParams(seed=0, n_iter=args["n_iter"]).validate()
     base = resolve(params, X.shape[0], X.shape[1])
     Xp = preprocess(X, base["pca_dims"], PREPROCESS_SEED)
     aff = PerplexityBasedNN(Xp, perplexity=params.perplexity, method=base["knn_method"], n_jobs=n_jobs,
@@ -240,8 +255,9 @@ def job_sweep(args):
 
     X, y = _load_xy(args)
     _quiet()
+    _preimport_tsne()
     n_jobs = args["n_jobs"]
-    plist = sweep(EmbedParams(), perplexity=list(args["perplexities"]))
+    plist = sweep(EmbedParams(n_iter=args["n_iter"]), perplexity=list(args["perplexities"]))
     one, separate, accs_one, accs_sep = [], [], [], []
     st = SweepStats()
     for r in range(args["reps"]):
@@ -301,9 +317,10 @@ def job_overhead(args):
 
     X, y = _load_xy(args)
     _quiet()
+    _preimport_tsne()
     n_jobs = args["n_jobs"]
     spent = _metric_timer()
-    params = EmbedParams(seed=0).validate()
+    params = EmbedParams(seed=0, n_iter=args["n_iter"]).validate()
     resolved = resolve(params, X.shape[0], X.shape[1])
     p = params.to_dict()
     out = {"vistsne": [], "vistsne_metrics": [], "direct": [], "acc_vistsne": [], "acc_direct": [],
@@ -353,13 +370,19 @@ def job_extract_pair(args):
 
     import torch
 
+    import mmpretrain.datasets  # noqa: F401  (imports are not what is measured)
     import mmpretrain.models  # noqa: F401
+    import sklearn.datasets  # noqa: F401  (the digits come from scikit-learn)
+    import sklearn.model_selection  # noqa: F401
+    import vistsne.extract.digits  # noqa: F401
     from vistsne.extract import ExtractParams, entry_key, extract
     from vistsne.extract.checkpoint import apply_checkpoint
     from vistsne.extract.model import build_model
     from vistsne.store import Store
 
     _quiet()
+    if args.get("write_pngs") and not Path(args["write_pngs"]["dir"]).exists():
+        job_write_pngs(args["write_pngs"])
     params = ExtractParams(**args["params"]).validate()
     out = {"torch_threads": torch.get_num_threads()}
     # 1. vistsne, as `vistsne extract` runs it (library call, fresh store)
@@ -391,7 +414,10 @@ def job_extract_pair(args):
     out["bare_prepare_seconds"] = time.perf_counter() - t0
     del raw
     with torch.inference_mode():
-        model.extract_feat(batches[0])  # warm-up, untimed
+        t0 = time.perf_counter()
+        model.extract_feat(batches[0])  # warm-up, not in bare_seconds
+        out["bare_warmup_seconds"] = time.perf_counter() - t0
+        out["bare_first_batch_rows"] = int(batches[0].shape[0])
         t0 = time.perf_counter()
         n = 0
         for b in batches:
@@ -430,10 +456,12 @@ def job_profile_embed(args):
 
     X, y = _load_xy(args)
     _quiet()
+    _preimport_tsne()
     prof = cProfile.Profile()
     t0 = time.perf_counter()
     prof.enable()
-    (res,) = list(embed_many(X, y, [EmbedParams(seed=0)], n_jobs=args["n_jobs"], progress=False))
+    (res,) = list(embed_many(X, y, [EmbedParams(seed=0, n_iter=args["n_iter"])], n_jobs=args["n_jobs"],
+                             progress=False))
     prof.disable()
     wall = time.perf_counter() - t0
     return {"wall_seconds": wall, "rows": int(len(X)), "method": res.resolved["method"],

@@ -58,6 +58,17 @@ class Mode:
     #: tiny share one value, so that they share one store entry that grows.
     expand: int = 77000
     profile_n: int = 2000
+    #: t-SNE iterations everywhere (the reference's 1000; tiny cuts it to stay fast)
+    n_iter: int = 1000
+    #: profile extraction inside the counted repetition instead of one more run
+    profile_in_rep: bool = False
+    #: also profile one whole cold ``vistsne run``
+    profile_cold_run: bool = True
+    #: how many extraction models get a profiled run (in order: ResNet-18, ResNet-50)
+    profile_models: int = 2
+    #: repetitions of the extraction pairs (None: ``reps``); the bare loop's
+    #: run-to-run spread is the widest of all, so the default run takes 5
+    extract_reps: int | None = None
 
     @property
     def max_n(self) -> int:
@@ -69,20 +80,20 @@ def make_mode(name: str, full: bool = False) -> Mode:
     if name == "tiny":
         m = Mode("tiny", reps=1, engine_sizes=[200], method_sizes=[200], retune_n=200,
                  extract_r18_n=200, extract_r50_n=16, sweep_n=200, overhead_sizes=[200],
-                 expand=1000, profile_n=200, sweep_perplexities=(5.0, 15.0, 30.0, 50.0))
+                 expand=1000, profile_n=200, sweep_perplexities=(5.0, 15.0, 30.0, 50.0), n_iter=300,
+                 profile_in_rep=True, profile_cold_run=False)
     elif name == "quick":
-        m = Mode("quick", reps=3, engine_sizes=[1000], method_sizes=[1000, 2000], retune_n=500,
-                 extract_r18_n=1000, extract_r50_n=48, sweep_n=1000, overhead_sizes=[1000],
-                 profile_n=1000)
+        m = Mode("quick", reps=3, engine_sizes=[1000], method_sizes=[1000], retune_n=500,
+                 extract_r18_n=1000, extract_r50_n=32, sweep_n=500, overhead_sizes=[1000],
+                 profile_n=1000, profile_cold_run=False, profile_models=1)
     else:
         m = Mode("default", reps=3, engine_sizes=[2000, 10000, 20000],
-                 method_sizes=[1000, 2000, 5000, 10000, 20000], retune_n=2000,
+                 method_sizes=[1000, 2000, 3000, 5000, 7000, 10000], retune_n=2000,
                  extract_r18_n=2000, extract_r50_n=256, sweep_n=2000,
-                 overhead_sizes=[2000, 10000, 20000], profile_n=10000)
+                 overhead_sizes=[2000, 10000], profile_n=10000, extract_reps=5)
     if full:
         m.name = "full" if m.name == "default" else f"{m.name}+full"
         m.engine_sizes = sorted(set(m.engine_sizes + [70000]))
-        m.overhead_sizes = sorted(set(m.overhead_sizes + [70000]))
         # scikit-learn's Barnes-Hut at 70,000 rows takes tens of minutes a run:
         # one repetition of each of its two settings would eat the hour alone.
         m.sklearn_skip = [70000]
@@ -94,8 +105,10 @@ _T0 = time.perf_counter()
 
 
 def say(msg: str) -> None:
-    """A progress line with the run's elapsed time."""
-    print(f"[{time.perf_counter() - _T0:7.1f}s] {msg}", flush=True)
+    """A progress line with the run's elapsed time and the CPU pressure now (PSI avg10)."""
+    p = cpu_pressure()
+    psi = f" psi {p['some_avg10']:3.0f}%" if p else ""
+    print(f"[{time.perf_counter() - _T0:7.1f}s{psi}] {msg}", flush=True)
 
 
 def stats(values: Sequence[float]) -> dict:
@@ -140,6 +153,7 @@ def run_process(cmd: Sequence[str], *, env: dict | None = None, cwd: str | Path 
     of capturing its output.
     """
     full_env = dict(os.environ)
+    full_env.update(CHILD_ENV)
     full_env.update(env or {})
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
@@ -165,13 +179,26 @@ def run_process(cmd: Sequence[str], *, env: dict | None = None, cwd: str | Path 
     return res
 
 
+#: Environment of every child: thread limits when the run asks for fewer
+#: threads than cores (``--threads``), so that scikit-learn's OpenMP, BLAS and
+#: torch use as many threads as openTSNE's ``n_jobs``.
+CHILD_ENV: dict[str, str] = {}
+
+
+def limit_threads(n_jobs: int) -> None:
+    CHILD_ENV.clear()
+    if n_jobs < (os.cpu_count() or 1):
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            CHILD_ENV[var] = str(n_jobs)
+
+
 def run_child(job: str, args: dict, *, timeout: float | None = None) -> ChildResult:
     """Run one :mod:`benchmarks.child` job; its JSON result lands in ``.result``."""
     with tempfile.TemporaryDirectory(prefix="vistsne-bench-") as tmp:
         spec = Path(tmp) / "job.json"
         out = Path(tmp) / "result.json"
         spec.write_text(json.dumps({"job": job, "args": args, "out": str(out)}))
-        res = run_process([PYTHON, str(BENCH_DIR / "child.py"), str(spec)], timeout=timeout)
+        res = run_process([PYTHON, str(BENCH_DIR / "child.py"), str(spec)], timeout=timeout, env=CHILD_ENV)
         res.result = json.loads(out.read_text())
     return res
 
@@ -207,6 +234,20 @@ def loadavg() -> list[float] | None:
         return None
 
 
+def cpu_pressure() -> dict | None:
+    """Linux PSI: the share of time some runnable task waited for a CPU (avg10/avg60, %)."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    vals = dict(kv.split("=") for kv in line.split()[1:] if "=" in kv)
+    return {"some_avg10": float(vals.get("avg10", "nan")), "some_avg60": float(vals.get("avg60", "nan"))}
+
+
+def machine_load() -> dict:
+    return {"loadavg": loadavg(), "cpu_pressure": cpu_pressure()}
+
+
 def machine_info(torch_threads: int | None) -> dict:
     try:
         affinity = len(os.sched_getaffinity(0))
@@ -218,7 +259,7 @@ def machine_info(torch_threads: int | None) -> dict:
         mem_gb = None
     return {"cpu_model": cpu_model(), "cores": os.cpu_count(), "cores_usable": affinity,
             "torch_threads": torch_threads, "memory_gb": mem_gb, "platform": platform.platform(),
-            "hostname": platform.node(), "loadavg_start": loadavg()}
+            "hostname": platform.node()}
 
 
 def versions() -> dict:

@@ -47,7 +47,6 @@ PROFILE_TARGETS = {
 def _models(ctx: Context) -> list[dict]:
     mode = ctx.mode
     png_dir = ctx.work / "r50_images"
-    run_child("write_pngs", {"dir": str(png_dir), "n": mode.extract_r50_n})
     return [
         {"name": "ResNet-18-CIFAR, 32 px, demo checkpoint", "key": "resnet18_32px", "n": mode.extract_r18_n,
          "params": dict(config=DEMO_CONFIG, checkpoint=ctx.checkpoint,
@@ -55,38 +54,52 @@ def _models(ctx: Context) -> list[dict]:
                         max_num_class=10, max_num_samples=10**6, device="cpu")},
         {"name": "ResNet-50, 224 px, random init", "key": "resnet50_224px", "n": mode.extract_r50_n,
          "params": dict(config=R50_CONFIG, checkpoint=None, images=str(png_dir), vis_stage="all",
-                        max_num_class=10, max_num_samples=10**6, device="cpu")},
+                        max_num_class=10, max_num_samples=10**6, device="cpu"),
+         "write_pngs": {"dir": str(png_dir), "n": mode.extract_r50_n}},
     ]
 
 
 def run(ctx: Context) -> dict:
     mode = ctx.mode
     out = []
-    for spec in _models(ctx):
-        v_ips, b_ips, v_s, b_s, rss, threads = [], [], [], [], [], None
+    for i, spec in enumerate(_models(ctx)):
+        v_ips, b_ips, v_s, b_s, rss, threads, warm = [], [], [], [], [], None, []
         extra = {}
-        for r in range(mode.reps):
+        prof = None
+        reps = mode.extract_reps or mode.reps
+        for r in range(reps):
             tmp = tempfile.mkdtemp(prefix="extract-", dir=ctx.work)
-            res = run_child("extract_pair", {"params": spec["params"], "store": f"{tmp}/store.zarr"}).result
+            args = {"params": spec["params"], "store": f"{tmp}/store.zarr", "write_pngs": spec.get("write_pngs")}
+            if mode.profile_in_rep:
+                args.update(profile=True, profile_targets=PROFILE_TARGETS)
+            res = run_child("extract_pair", args).result
             shutil.rmtree(tmp, ignore_errors=True)
+            if mode.profile_in_rep:
+                prof = res
             v_s.append(res["vistsne_seconds"])
             b_s.append(res["bare_seconds"])
             v_ips.append(res["rows"] / res["vistsne_seconds"])
             b_ips.append(res["bare_rows"] / res["bare_seconds"])
             rss.append(res["vistsne_maxrss_mb"])
+            # the first batch's extra time over a steady-state batch: what a fresh process pays once
+            steady = res["bare_seconds"] / res["bare_rows"] * res["bare_first_batch_rows"]
+            warm.append(max(0.0, res["bare_warmup_seconds"] - steady))
             threads = res["torch_threads"]
             extra = {"batch_size": res["batch_size"], "num_workers": res["num_workers"], "rows": res["rows"]}
-            say(f"extract {spec['key']} rep {r + 1}/{mode.reps}: vistsne {v_ips[-1]:.1f} img/s "
+            say(f"extract {spec['key']} rep {r + 1}/{reps}: vistsne {v_ips[-1]:.1f} img/s "
                 f"({res['vistsne_seconds']:.1f}s for {res['rows']}), bare loop {b_ips[-1]:.1f} img/s")
-        tmp = tempfile.mkdtemp(prefix="extract-prof-", dir=ctx.work)
-        prof = run_child("extract_pair", {"params": spec["params"], "store": f"{tmp}/store.zarr",
-                                          "profile": True, "profile_targets": PROFILE_TARGETS}).result
-        shutil.rmtree(tmp, ignore_errors=True)
+        if prof is None and i < mode.profile_models:  # one more run, profiled, not counted
+            tmp = tempfile.mkdtemp(prefix="extract-prof-", dir=ctx.work)
+            prof = run_child("extract_pair", {"params": spec["params"], "store": f"{tmp}/store.zarr",
+                                              "profile": True, "profile_targets": PROFILE_TARGETS}).result
+            shutil.rmtree(tmp, ignore_errors=True)
         row = {"model": spec["name"], "key": spec["key"], "n": spec["n"], **extra, "torch_threads": threads,
+               "reps": reps,
                "vistsne_ips": stats(v_ips), "bare_ips": stats(b_ips), "vistsne_seconds": stats(v_s),
                "bare_seconds": stats(b_s), "ratio": ratios(v_ips, b_ips), "vistsne_maxrss_mb": stats(rss),
-               "target": TARGET, "profile": prof.get("profile"),
-               "profile_run_seconds": prof["vistsne_seconds"]}
+               "first_batch_extra_seconds": stats(warm),
+               "target": TARGET, "profile": (prof or {}).get("profile"),
+               "profile_run_seconds": (prof or {}).get("vistsne_seconds")}
         row["met"] = bool(row["ratio"]["median"] >= TARGET)
         say(f"extract {spec['key']}: vistsne/bare {fmt_stat(row['ratio'], 3)} (target >= {TARGET}: "
             f"{'met' if row['met'] else 'MISSED'})")

@@ -45,7 +45,8 @@ def run(ctx: Context) -> dict:
     mode = ctx.mode
     rows = []
     for n in mode.method_sizes:
-        res = run_child("method", {**ctx.xy(n), "reps": mode.reps, "n_jobs": ctx.n_jobs}).result
+        res = run_child("method", {**ctx.xy(n), "reps": mode.reps, "n_jobs": ctx.n_jobs,
+                                   "n_iter": mode.n_iter}).result
         row = {"n": n, "learning_rate": res["learning_rate"]}
         for m in ("bh", "fft"):
             row[m] = {"seconds": stats(res[m]["seconds"]), "knn_acc": stats(res[m]["knn_acc"]),
@@ -59,5 +60,5 @@ def run(ctx: Context) -> dict:
     sug = suggest_switch(rows)
     say(f"method: suggested METHOD_SWITCH_N = {sug.get('n')} ({sug['why']}); current {METHOD_SWITCH_N}")
     return {"rows": rows, "suggestion": sug, "current_method_switch_n": METHOD_SWITCH_N,
-            "settings": "vistsne defaults (pca init, learning rate auto, perplexity 30, 1000 iterations), "
+            "settings": f"vistsne defaults (pca init, learning rate auto, perplexity 30, {mode.n_iter} iterations), "
                         f"n_jobs {ctx.n_jobs}, the same affinities and initialisation for both methods"}

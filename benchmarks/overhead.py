@@ -24,7 +24,8 @@ def run(ctx: Context) -> dict:
     mode = ctx.mode
     rows = []
     for n in mode.overhead_sizes:
-        res = run_child("overhead", {**ctx.xy(n), "reps": mode.reps, "n_jobs": ctx.n_jobs}).result
+        res = run_child("overhead", {**ctx.xy(n), "reps": mode.reps, "n_jobs": ctx.n_jobs,
+                                     "n_iter": mode.n_iter}).result
         tsne_only = [v - m for v, m in zip(res["vistsne"], res["vistsne_metrics"])]
         row = {"n": n, "resolved": res["resolved"], "vistsne_seconds": stats(res["vistsne"]),
                "vistsne_metrics_seconds": stats(res["vistsne_metrics"]), "direct_seconds": stats(res["direct"]),

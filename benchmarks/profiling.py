@@ -54,17 +54,18 @@ def run(ctx: Context) -> dict:
     mode = ctx.mode
     out = {}
     n = mode.profile_n
-    res = run_child("profile_embed", {**ctx.xy(n), "n_jobs": ctx.n_jobs, "targets": EMBED_TARGETS}).result
+    res = run_child("profile_embed", {**ctx.xy(n), "n_jobs": ctx.n_jobs, "n_iter": mode.n_iter,
+                                      "targets": EMBED_TARGETS}).result
     out["embed"] = res
     say(f"profile embed N={n}: {res['wall_seconds']:.1f}s under cProfile")
-    if mode.name in ("default", "full", "tiny"):
+    if mode.profile_cold_run:
         n = mode.retune_n
         tmp = tempfile.mkdtemp(prefix="prof-run-", dir=ctx.work)
         prof = f"{tmp}/run.prof"
         cmd = [PYTHON, "-m", "cProfile", "-o", prof, "-m", "vistsne", "-q", "run", DEMO_CONFIG,
                "--checkpoint", ctx.checkpoint, "--cfg-options", ctx.expand_option(int(math.ceil(1.3 * n))),
                "--max-num-class", "10", "--max-num-samples", str(n // 10), "--store", f"{tmp}/store.zarr",
-               "--work-dir", f"{tmp}/out"]
+               "--work-dir", f"{tmp}/out", "--n-iter", str(mode.n_iter)]
         r = run_process(cmd)
         out["cold_run"] = {"n": n, "wall_seconds": r.wall, **_summary(prof, RUN_TARGETS)}
         shutil.rmtree(tmp, ignore_errors=True)

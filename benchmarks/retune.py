@@ -32,7 +32,7 @@ def run(ctx: Context) -> dict:
         base = ["-q", "run", DEMO_CONFIG, "--checkpoint", ctx.checkpoint,
                 "--cfg-options", ctx.expand_option(expand), "--max-num-class", "10",
                 "--max-num-samples", str(n // 10), "--store", f"{tmp}/store.zarr", "--work-dir", f"{tmp}/out",
-                "--seed", "0"]
+                "--seed", "0", "--n-iter", str(mode.n_iter)]
         c = run_process(vistsne_cmd(*base, "--perplexity", COLD_PERPLEXITY))
         w = run_process(vistsne_cmd(*base, "--perplexity", WARM_PERPLEXITY))
         m = re.search(r"run: (\d+) samples", c.stdout)

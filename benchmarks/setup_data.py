@@ -12,7 +12,10 @@ A size N is the class-balanced selection of N/10 rows per class, exactly as
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +44,33 @@ class Context:
         return {"X": f["X"], "labels": f["labels"]}
 
 
+def snapshot_checkpoint(path: Path, ctx: Context) -> str:
+    """A content-named copy of the checkpoint that the whole run uses.
+
+    The demo checkpoint may be retrained while a run goes on (it is shared
+    with other work); every measurement of a run must see the same weights.
+    The copy lives in ``benchmarks/.cache/`` (git-ignored) under its sha256,
+    so that later runs reuse it and vistsne's file-hash cache knows it; the
+    entry key depends on the bytes only, so the entry is the same.
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    sha = h.hexdigest()
+    ctx.checkpoint_info["sha256"] = sha
+    ctx.checkpoint_info["source"] = str(path)
+    if ctx.mode.name == "tiny":
+        return str(path)
+    dest = BENCH_DIR / ".cache" / "checkpoints" / f"{path.stem}-{sha[:12]}{path.suffix}"
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + f".{os.getpid()}.tmp")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, dest)
+    return str(dest)
+
+
 def prepare(ctx: Context) -> None:
     mode = ctx.mode
     if mode.name == "tiny":
@@ -50,9 +80,10 @@ def prepare(ctx: Context) -> None:
         say("checkpoint: vistsne.demo.train_checkpoint() (made once, then reused)")
         res = run_child("checkpoint", {"path": str(ROOT / "work_dirs" / "demo" / "digits_resnet18.pth")},
                         timeout=3600)
-    ctx.checkpoint = res.result["path"]
-    ctx.checkpoint_info = res.result
-    say(f"checkpoint: {ctx.checkpoint} ({res.result['kind']})")
+    ctx.checkpoint_info = dict(res.result)
+    ctx.checkpoint = snapshot_checkpoint(Path(res.result["path"]), ctx)
+    say(f"checkpoint: {res.result['path']} ({res.result['kind']}), sha256 "
+        f"{ctx.checkpoint_info['sha256'][:12]}; the run uses the snapshot {ctx.checkpoint}")
 
     rows_per_class = mode.max_n // 10
     params = dict(config=DEMO_CONFIG, checkpoint=ctx.checkpoint, cfg_options=[ctx.expand_option()],

@@ -18,7 +18,7 @@ TARGET = 0.8
 def run(ctx: Context) -> dict:
     mode = ctx.mode
     n = mode.sweep_n
-    res = run_child("sweep", {**ctx.xy(n), "reps": mode.reps, "n_jobs": ctx.n_jobs,
+    res = run_child("sweep", {**ctx.xy(n), "reps": mode.reps, "n_jobs": ctx.n_jobs, "n_iter": mode.n_iter,
                               "perplexities": list(mode.sweep_perplexities)}).result
     out = {"n": n, "perplexities": list(mode.sweep_perplexities), "one_call_seconds": stats(res["one_call"]),
            "separate_seconds": stats(res["separate"]), "ratio": ratios(res["one_call"], res["separate"]),
