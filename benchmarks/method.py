@@ -58,6 +58,8 @@ def run(ctx: Context) -> dict:
     from vistsne.embed.params import METHOD_SWITCH_N
 
     sug = suggest_switch(rows)
+    sug["why"] += f"; with n_jobs={ctx.n_jobs}"
+    sug["n_jobs"] = ctx.n_jobs
     say(f"method: suggested METHOD_SWITCH_N = {sug.get('n')} ({sug['why']}); current {METHOD_SWITCH_N}")
     return {"rows": rows, "suggestion": sug, "current_method_switch_n": METHOD_SWITCH_N,
             "settings": f"vistsne defaults (pca init, learning rate auto, perplexity 30, {mode.n_iter} iterations), "

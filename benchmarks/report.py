@@ -56,6 +56,14 @@ def summary_rows(R: dict) -> list[list[str]]:
                 f"{r['vistsne_default']['knn_acc']['median']:.3f} vs "
                 f"{r['sklearn_default']['knn_acc']['median']:.3f}",
                 "no lower accuracy", _acc_status(r["acc_delta_default"], r["acc_tol_default"])])
+            if "ratio_ref_nopca" in r:
+                rows.append([
+                    "1", f"t-SNE engine, N={_n(r['n'])}: reference settings, vistsne without its PCA "
+                         "(`--pca-dims 0`, all 512 dims as scikit-learn)",
+                    f"{fmt_stat(r['ratio_ref_nopca'], 3)} ({fmt_stat(r['vistsne_ref_nopca']['seconds'], 1, ' s')} vs "
+                    f"{fmt_stat(r['sklearn_ref']['seconds'], 1, ' s')}); 10-NN acc "
+                    f"{r['vistsne_ref_nopca']['knn_acc']['median']:.3f} vs {r['sklearn_ref']['knn_acc']['median']:.3f}",
+                    "no lower accuracy", _acc_status(r["acc_delta_ref_nopca"], r["acc_tol_ref_nopca"])])
     rt = res.get("retune")
     if rt:
         rows.append(["2", f"Re-tune, N={_n(rt['n'])}: warm / cold `vistsne run` (perplexity only)",
@@ -183,7 +191,9 @@ def render(R: dict) -> str:
                  "scikit-learn's 200 (the same step size; `vistsne run` converts the same way); vistsne keeps its "
                  "PCA to 50 dims and picks the gradient method by N. Defaults: scikit-learn `TSNE(n_components=2)` "
                  "(PCA init, learning rate auto) against vistsne `EmbedParams()` (PCA init, learning rate auto = "
-                 "max(200, N/12) in openTSNE units, the same as scikit-learn's auto). Seeds = the repetition. "
+                 "max(200, N/12) in openTSNE units, the same as scikit-learn's auto). \"No PCA\": vistsne with the "
+                 "reference settings and `pca_dims=0`, so that its kNN graph sees all 512 dimensions as "
+                 "scikit-learn's does. Seeds = the repetition. "
                  "Seconds: the fit alone, in its own process; vistsne's include its map metrics. Accuracy: 5-fold "
                  "10-NN accuracy of the map (`knn_accuracy`); held if vistsne's median is below scikit-learn's by "
                  "no more than the seed-to-seed range (max - min over the repetitions) of either, and at least "
@@ -191,14 +201,18 @@ def render(R: dict) -> str:
         L.append("")
         head = ["N", "scikit-learn ref (s)", "vistsne ref (s)", "ratio ref", "acc sk / vt (ref)",
                 "scikit-learn defaults (s)", "vistsne defaults (s)", "ratio defaults", "acc sk / vt (defaults)",
-                "vistsne defaults / scikit-learn ref", "vistsne method", "vistsne metrics (s)"]
+                "vistsne defaults / scikit-learn ref", "vistsne ref, no PCA (s)", "ratio", "acc",
+                "vistsne method", "vistsne metrics (s)"]
         rows = []
         for r in eng["rows"]:
+            np_ = r.get("vistsne_ref_nopca")
             if r["sklearn_skipped"]:
                 rows.append([_n(r["n"]), "not run", fmt_stat(r["vistsne_ref"]["seconds"], 1), "—",
                              f"— / {r['vistsne_ref']['knn_acc']['median']:.3f}", "not run",
                              fmt_stat(r["vistsne_default"]["seconds"], 1), "—",
                              f"— / {r['vistsne_default']['knn_acc']['median']:.3f}", "—",
+                             fmt_stat(np_["seconds"], 1) if np_ else "—", "—",
+                             f"{np_['knn_acc']['median']:.3f}" if np_ else "—",
                              r["vistsne_default"]["method"], fmt_stat(r["vistsne_default"]["metrics_seconds"], 1)])
                 continue
             rows.append([_n(r["n"]), fmt_stat(r["sklearn_ref"]["seconds"], 1), fmt_stat(r["vistsne_ref"]["seconds"], 1),
@@ -208,8 +222,11 @@ def render(R: dict) -> str:
                          fmt_stat(r["ratio_default"], 3),
                          f"{r['sklearn_default']['knn_acc']['median']:.3f} / "
                          f"{r['vistsne_default']['knn_acc']['median']:.3f}",
-                         fmt_stat(r["ratio_vistsne_default_vs_reference"], 3), r["vistsne_default"]["method"],
-                         fmt_stat(r["vistsne_default"]["metrics_seconds"], 1)])
+                         fmt_stat(r["ratio_vistsne_default_vs_reference"], 3),
+                         fmt_stat(np_["seconds"], 1) if np_ else "—",
+                         fmt_stat(r.get("ratio_ref_nopca"), 3) if np_ else "—",
+                         f"{np_['knn_acc']['median']:.3f}" if np_ else "—",
+                         r["vistsne_default"]["method"], fmt_stat(r["vistsne_default"]["metrics_seconds"], 1)])
         L.append(_table(head, rows))
         L.append("")
 
@@ -295,14 +312,18 @@ def render(R: dict) -> str:
     if mem:
         L.append("## 7. Peak memory (resident set, whole process)")
         L.append("")
-        head = ["N", "vistsne ref settings", "vistsne defaults", "scikit-learn ref", "scikit-learn defaults"]
+        head = ["N", "vistsne ref settings", "vistsne defaults", "vistsne ref, no PCA", "scikit-learn ref",
+                "scikit-learn defaults"]
         rows = []
         for n in mem["embed_vistsne_default"]:
             rows.append([_n(int(n)), _mb(mem["embed_vistsne_ref"].get(n)), _mb(mem["embed_vistsne_default"].get(n)),
+                         _mb(mem.get("embed_vistsne_ref_nopca", {}).get(n)),
                          _mb(mem["embed_sklearn_ref"].get(n)), _mb(mem["embed_sklearn_default"].get(n))])
         L.append(_table(head, rows))
         L.append("")
-        L.append("Embed processes hold numpy, scikit-learn, openTSNE and the features (N x 512 float32), no torch. "
+        L.append("Embed processes hold numpy, scikit-learn, openTSNE and the features (N x 512 float32), no torch; "
+                 "vistsne's also compute its map metrics, whose trustworthiness builds dense distance matrices over "
+                 "up to 2,000 rows. "
                  "Extract: " + "; ".join(f"{k}: {_mb(val)}" for k, val in mem["extract"].items())
                  + " (the process's peak right after `extract`, torch and mmpretrain included). Whole `vistsne run`: "
                  + "; ".join(f"{k}: {_mb(val)}" for k, val in mem.get("run", {}).items()) + ".")
