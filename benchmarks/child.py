@@ -133,6 +133,26 @@ def job_features(args):
     return out
 
 
+def job_small_store(args):
+    """A store holding the bench entry's rows of one N and one stage only (same key, same rows)."""
+    import numpy as np
+
+    from vistsne.embed.cached import RowSelection, select_cached_rows
+    from vistsne.store import Store
+
+    src = Store(args["store"], mode="r")
+    entry, stage, n = args["entry"], args["stage"], int(args["n"])
+    idx = select_cached_rows(src, entry, stage, RowSelection(None, 10, n // 10))
+    meta = src.entry_meta(entry)
+    dst = Store(args["dest"])
+    dst.create_entry(entry, {**meta, "stages": {}, "stage_sets": {}}, src.dataset_labels(entry))
+    feats = src.read_rows(entry, idx, stage)
+    dst.write_part(entry, idx, src.read_rows(entry, idx, what="label"), src.read_rows(entry, idx, what="thumb"),
+                   {stage: feats})
+    dst.update_entry_meta(entry, stages={stage: int(feats.shape[1])}, stage_sets={"all": [stage]})
+    return {"rows": int(len(idx)), "entry": entry, "stage": stage}
+
+
 def job_write_pngs(args):
     """A class-per-folder tree of N distinct digit PNGs (32 px, augmented originals)."""
     from PIL import Image
@@ -168,7 +188,8 @@ def _metric_timer():
                 spent["s"] += time.perf_counter() - t
         return inner
 
-    T.knn_accuracy = wrap(T.knn_accuracy)
+    T._feature_accuracy = wrap(T._feature_accuracy)
+    T.trust_reference = wrap(T.trust_reference)
     T.map_metrics = wrap(T.map_metrics)
     return spent
 
@@ -282,7 +303,10 @@ def job_sweep(args):
             "acc_separate": accs_sep,
             "shared_work_per_sweep": {"knn_builds": st.knn_builds // args["reps"],
                                       "affinity_builds": st.affinity_builds // args["reps"],
-                                      "preprocess_runs": st.preprocess_runs // args["reps"]}}
+                                      "preprocess_runs": st.preprocess_runs // args["reps"],
+                                      "feature_acc_runs": st.feature_acc_runs // args["reps"],
+                                      "maps_at_once": st.max_parallel,
+                                      "threads_per_map": st.threads_per_map}}
 
 
 def _direct_opentsne(X, p: dict, resolved: dict, n_jobs: int):
@@ -426,8 +450,9 @@ def job_extract_pair(args):
         out["bare_seconds"] = time.perf_counter() - t0
     out["bare_rows"] = n
     out["batch_size"] = bs
-    out["num_workers"] = params.num_workers if params.num_workers is not None else \
-        int(cfg.test_dataloader.get("num_workers", 0))
+    from vistsne.extract.pipeline import loader_workers
+
+    out["num_workers"] = loader_workers(params.num_workers, cfg.test_dataloader)
     return out
 
 

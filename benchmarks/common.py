@@ -192,13 +192,24 @@ def limit_threads(n_jobs: int) -> None:
             CHILD_ENV[var] = str(n_jobs)
 
 
-def run_child(job: str, args: dict, *, timeout: float | None = None) -> ChildResult:
-    """Run one :mod:`benchmarks.child` job; its JSON result lands in ``.result``."""
+def all_threads() -> dict[str, str]:
+    """Child environment with every core for OpenMP and BLAS (what a user's process gets)."""
+    cores = str(os.cpu_count() or 1)
+    return {var: cores for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
+def run_child(job: str, args: dict, *, timeout: float | None = None,
+              env: dict | None = None) -> ChildResult:
+    """Run one :mod:`benchmarks.child` job; its JSON result lands in ``.result``.
+
+    ``env`` replaces the thread limits of :data:`CHILD_ENV` (see :func:`all_threads`).
+    """
     with tempfile.TemporaryDirectory(prefix="vistsne-bench-") as tmp:
         spec = Path(tmp) / "job.json"
         out = Path(tmp) / "result.json"
         spec.write_text(json.dumps({"job": job, "args": args, "out": str(out)}))
-        res = run_process([PYTHON, str(BENCH_DIR / "child.py"), str(spec)], timeout=timeout, env=CHILD_ENV)
+        res = run_process([PYTHON, str(BENCH_DIR / "child.py"), str(spec)], timeout=timeout,
+                          env=CHILD_ENV if env is None else env)
         res.result = json.loads(out.read_text())
     return res
 

@@ -17,13 +17,14 @@ from .setup_data import Context
 
 EMBED_TARGETS = {
     "whole embed_many": ("vistsne/embed/tsne.py", "_run_all"),
-    "preprocess (PCA to 50 dims)": ("vistsne/embed/tsne.py", "preprocess"),
-    "kNN graph + affinities (PerplexityBasedNN)": ("openTSNE/affinity.py", "__init__"),
+    "preprocess (PCA, when resolved)": ("vistsne/embed/tsne.py", "preprocess"),
+    "kNN graph (exact or Annoy)": ("vistsne/embed/tsne.py", "knn_graph"),
+    "affinities (from the graph)": ("vistsne/embed/tsne.py", "_affinities"),
     "initialisation": ("vistsne/embed/tsne.py", "_initial_positions"),
     "optimisation, both phases": ("vistsne/embed/tsne.py", "_optimize"),
+    "feature-space 10-NN accuracy (once)": ("vistsne/embed/tsne.py", "_feature_accuracy"),
+    "trustworthiness, feature-space half (once)": ("vistsne/embed/metrics.py", "trust_reference"),
     "map metrics (map 10-NN acc + trustworthiness)": ("vistsne/embed/metrics.py", "map_metrics"),
-    "10-NN accuracy (features + map, all calls)": ("vistsne/embed/metrics.py", "knn_accuracy"),
-    "trustworthiness": ("vistsne/embed/metrics.py", "trustworthiness"),
 }
 
 RUN_TARGETS = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -140,6 +141,70 @@ def test_sweep_shares_knn_graph_and_pca_init(data):
     stats = SweepStats()
     run(X, y, sweep(FAST, perplexity=[5, 10], seed=[0, 1]), stats=stats)
     assert (stats.knn_builds, stats.preprocess_runs, stats.pca_inits) == (1, 1, 2)
+
+
+def test_sweep_runs_maps_side_by_side_and_matches_lone_runs(data):
+    X, y = data
+    params = sweep(FAST, perplexity=[5, 10], seed=[0, 1])
+    stats = SweepStats()
+    together = run(X, y, params, n_jobs=2, stats=stats)
+    assert (stats.max_parallel, stats.threads_per_map) == (2, 1)
+    # each map ran on one thread, so it is bit for bit the map of a lone one-thread run
+    for r in together:
+        (alone,) = run(X, y, [r.params], n_jobs=1)
+        np.testing.assert_array_equal(r.coords, alone.coords)
+        assert r.metrics == alone.metrics
+    # one map gets every thread
+    stats = SweepStats()
+    run(X, y, [FAST], n_jobs=2, stats=stats)
+    assert (stats.max_parallel, stats.threads_per_map) == (1, 2)
+
+
+def test_schedule_splits_cores_between_maps():
+    from vistsne.embed.tsne import schedule
+
+    assert schedule(4, 1) == (1, 1)
+    assert schedule(4, 2) == (2, 1)
+    assert schedule(1, 8) == (1, 8)
+    assert schedule(3, 8) == (3, 2)
+    assert schedule(16, 8) == (8, 1)
+
+
+def test_closing_a_sweep_stops_the_maps_still_running(data):
+    X, y = data
+    seen = []
+
+    class Bar:
+        def __init__(self, total, desc):
+            seen.append(0)
+
+        def update(self, n=1):
+            seen[-1] += n
+
+        def close(self):
+            pass
+
+    slow = EmbedParams(n_iter=20000, early_exaggeration_iter=100, n_iter_without_progress=0)
+    params = [replace(FAST, seed=0), replace(slow, seed=1), replace(slow, seed=2)]
+    gen = embed_many(X, y, params, n_jobs=2, progress=Bar)
+    first = next(gen)
+    assert first.params.seed == 0
+    gen.close()  # the two long maps are dropped: they stop at their next check
+    assert seen[0] < FAST.n_iter + 2 * slow.n_iter
+
+
+def test_feature_accuracy_is_computed_once_and_can_be_passed_in(data):
+    X, y = data
+    stats = SweepStats()
+    results = run(X, y, sweep(FAST, perplexity=[5, 10]), stats=stats)
+    assert stats.feature_acc_runs == 1
+    known = results[0].metrics["knn_acc_features"]
+    stats = SweepStats()
+    (again,) = run(X, y, [FAST], stats=stats, feature_acc=0.123)
+    assert stats.feature_acc_runs == 0 and again.metrics["knn_acc_features"] == 0.123
+    from vistsne.embed import knn_accuracy
+
+    assert known == knn_accuracy(X, y)
 
 
 def test_each_pca_dims_gets_its_own_graph(data):
@@ -317,7 +382,14 @@ def test_resolve_learning_rate():
 
 
 def test_resolve_pca_dims():
-    assert resolve(EmbedParams(), 1000, 101)["pca_dims"] == 50
+    # auto keeps every dim while an exact search over them fits the budget ...
+    assert resolve(EmbedParams(), 1000, 101)["pca_dims"] == 0
+    assert resolve(EmbedParams(), 20000, 512)["pca_dims"] == 0
+    assert resolve(EmbedParams(), 10000, 2048)["pca_dims"] == 0
+    # ... and reduces wide features to 50 dims beyond it
+    assert resolve(EmbedParams(), 30000, 512)["pca_dims"] == 50
+    assert resolve(EmbedParams(), 20000, 2048)["pca_dims"] == 50
+    assert resolve(EmbedParams(), 10**6, 100)["pca_dims"] == 0  # never features of <= 100 dims
     assert resolve(EmbedParams(), 1000, 100)["pca_dims"] == 0
     assert resolve(EmbedParams(pca_dims=0), 1000, 2048)["pca_dims"] == 0
     r = resolve(EmbedParams(pca_dims=20), 1000, 2048)
@@ -336,7 +408,10 @@ def test_resolve_method_and_neighbours():
     assert resolve(EmbedParams(method="fft"), 100, 10)["method"] == "fft"
     assert resolve(EmbedParams(perplexity=30), 1000, 10)["k_neighbors"] == 90
     assert resolve(EmbedParams(), 999, 10)["knn_method"] == "exact"
-    assert resolve(EmbedParams(), 1000, 10)["knn_method"] == "annoy"
+    assert resolve(EmbedParams(), 20000, 512)["knn_method"] == "exact"
+    assert resolve(EmbedParams(), 30000, 512)["knn_method"] == "exact"  # over 50 PCA dims
+    assert resolve(EmbedParams(pca_dims=0), 30000, 512)["knn_method"] == "annoy"
+    assert resolve(EmbedParams(), 10**6, 100)["knn_method"] == "annoy"
 
 
 def test_resolve_does_not_change_params_and_is_json():

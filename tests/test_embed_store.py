@@ -42,6 +42,23 @@ def test_embed_is_cached_and_stored(extracted):
     np.testing.assert_array_equal(st.read_embedding(key, rec.key)[0], coords)
 
 
+def test_a_retune_reuses_the_stored_feature_accuracy(extracted):
+    path, key = extracted
+    st = Store(path)
+    sel = RowSelection(None, 3, 10)
+    stats = SweepStats()
+    (a,) = embed_entry(st, key, ["backbone.3"], [EmbedParams(**FAST, seed=7)], sel, progress=False, stats=stats)
+    assert stats.feature_acc_runs == 1
+    stats = SweepStats()
+    (b,) = embed_entry(st, key, ["backbone.3"], [EmbedParams(**FAST, seed=8)], sel, progress=False, stats=stats)
+    assert not b.cached and stats.feature_acc_runs == 0  # read off the first map's attributes
+    assert b.metrics["knn_acc_features"] == a.metrics["knn_acc_features"]
+    stats = SweepStats()
+    embed_entry(st, key, ["backbone.3"], [EmbedParams(**FAST, seed=7)], RowSelection(None, 3, 9),
+                progress=False, stats=stats)
+    assert stats.feature_acc_runs == 1  # other rows: computed anew
+
+
 def test_key_covers_stage_rows_and_params(extracted):
     path, key = extracted
     st = Store(path)

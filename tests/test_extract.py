@@ -404,3 +404,17 @@ def test_mismatched_checkpoint_keys_are_reported(tmp_path, store_path, random_ch
     assert "1 checkpoint keys are not in the model, e.g. extra.layer.weight" in text
     assert "1 model weights are missing from the checkpoint (left at init), e.g. head.fc.bias" in text
     assert "1 checkpoint keys have another shape than the model's, e.g. backbone.conv1.weight" in text
+
+
+def test_loader_workers_default_to_the_config_capped_below_the_cores(monkeypatch):
+    from vistsne.extract.pipeline import loader_workers
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert loader_workers(None, {"num_workers": 5}) == 1  # 2 cores: one left for the forward pass
+    assert loader_workers(None, {"num_workers": 0}) == 0  # never raised
+    assert loader_workers(None, {}) == 0
+    assert loader_workers(3, {"num_workers": 5}) == 3  # --num-workers is taken as given
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert loader_workers(None, {"num_workers": 5}) == 5
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert loader_workers(None, {"num_workers": 5}) == 1

@@ -182,7 +182,8 @@ def _progress_enabled() -> bool:
 @selection_options
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
 @click.option("--batch-size", type=int, default=None, help="Default: the config's test batch size.")
-@click.option("--num-workers", type=int, default=None, help="Default: the config's.")
+@click.option("--num-workers", type=int, default=None,
+              help="DataLoader workers. Default: the config's, at most cores - 1.")
 @click.option("--flush-rows", type=int, default=1024, hidden=True, help="Rows per committed part.")
 @store_option
 @json_option

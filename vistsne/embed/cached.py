@@ -1,8 +1,8 @@
 """Embeddings through the store: choose rows, reuse cached maps, store new ones.
 
 An embedding's key is a sha256 over the entry key, the stage, the selected
-rows, every t-SNE parameter (and the values derived from them), and the
-openTSNE version. A repeated embed is a cache hit that runs no optimisation.
+rows, every t-SNE parameter (and the values derived from them), the openTSNE
+version and vistsne's engine version. A repeated embed is a cache hit that runs no optimisation.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..errors import FeatureError, StageError
 from ..hashing import sha256_json
 from ..selection import select_rows
 from ..store import Store
-from .params import EmbedParams, resolve
+from .params import ENGINE_VERSION, EmbedParams, resolve
 
 log = logging.getLogger("vistsne")
 
@@ -69,7 +69,23 @@ def rows_digest(indices: np.ndarray) -> str:
 
 def embedding_key(entry: str, stage: str, indices: np.ndarray, params: EmbedParams, resolved: dict) -> str:
     return sha256_json({"entry": entry, "stage": stage, "rows": rows_digest(indices),
-                        "params": params.to_dict(), "resolved": resolved, "opentsne": opentsne_version()})
+                        "params": params.to_dict(), "resolved": resolved, "opentsne": opentsne_version(),
+                        "engine": ENGINE_VERSION})
+
+
+def known_feature_accuracy(store: Store, entry: str, stage: str, rows_sha256: str) -> float | None:
+    """The feature-space 10-NN accuracy of these rows, if a stored map already holds it.
+
+    It depends on the entry, the stage and the rows only, so any complete map
+    of the same rows carries the number; a re-tune then skips computing it.
+    """
+    for info in store.embeddings(entry):
+        a = info.attrs
+        if a.get("stage") == stage and a.get("rows_sha256") == rows_sha256:
+            value = (a.get("metrics") or {}).get("knn_acc_features")
+            if isinstance(value, (int, float)):
+                return float(value)
+    return None
 
 
 def resolve_stages(meta: dict, stages: Sequence[str]) -> list[str]:
@@ -144,8 +160,10 @@ def embed_entry(store: Store, entry: str, stages: Sequence[str], params_list: Se
         check_features(X, stage)
         keys = {sha256_json(p.to_dict()): key for p, key in todo}
         t_stage = time.perf_counter()
+        feature_acc = known_feature_accuracy(store, entry, stage, rows_digest(indices))
         for result in embed_many(X.astype(np.float32, copy=False), labels, [p for p, _ in todo],
-                                 n_jobs=n_jobs, progress=progress, stats=stats, stage=stage):
+                                 n_jobs=n_jobs, progress=progress, stats=stats, stage=stage,
+                                 feature_acc=feature_acc):
             key = keys[sha256_json(result.params.to_dict())]
             attrs = {
                 "entry": entry, "stage": stage, "rows": int(len(indices)),

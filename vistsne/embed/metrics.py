@@ -7,6 +7,7 @@ stays cheap.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -59,52 +60,136 @@ def knn_accuracy(X: np.ndarray, labels: np.ndarray, k: int = 10, folds: int = 5,
     return correct / len(X)
 
 
-def trustworthiness(X: np.ndarray, Y: np.ndarray, k: int = 10, max_samples: int = 2000,
-                    seed: int = 0) -> float:
-    """scikit-learn's trustworthiness of map ``Y`` for features ``X``, in [0, 1].
+@dataclass(frozen=True)
+class TrustReference:
+    """The feature-space half of :func:`trustworthiness`, shared by every map of the same rows.
 
-    With more than ``max_samples`` rows it is computed on a fixed random subset
-    of that many rows (seeded by ``seed``), so memory stays O(max_samples^2)
-    instead of O(N^2). ``k`` is cut below half the rows as scikit-learn
-    requires; NaN when fewer than 3 rows leave no valid ``k``.
+    ``rows``: the (sub)sample of row indices; ``sq_dist``: their squared
+    distances in feature space (float64, m x m, ``inf`` on the diagonal).
     """
-    from sklearn.manifold import trustworthiness as sk_trustworthiness
 
+    rows: np.ndarray
+    sq_dist: np.ndarray
+
+
+def _sample_rows(n: int, max_samples: int, seed: int) -> np.ndarray:
+    """All rows, or a fixed random subset of ``max_samples`` of them (sorted)."""
+    if n <= max_samples:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=int(max_samples), replace=False))
+
+
+def _sq_distances(A: np.ndarray) -> np.ndarray:
+    """Squared euclidean distances between the rows of ``A`` (float64, centred first)."""
+    A = np.asarray(A, dtype=np.float64)
+    A = A - A.mean(axis=0)
+    sq = np.einsum("ij,ij->i", A, A)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * (A @ A.T)
+    np.maximum(d2, 0.0, out=d2)
+    np.fill_diagonal(d2, np.inf)
+    return d2
+
+
+def trust_reference(X: np.ndarray, max_samples: int = 2000, seed: int = 0) -> TrustReference:
+    """Prepare :func:`trustworthiness` for features ``X`` (compute once, use for many maps)."""
     X = np.asarray(X)
-    Y = np.asarray(Y)
     if X.ndim == 1:
         X = X[:, None]
+    rows = _sample_rows(len(X), int(max_samples), seed)
+    return TrustReference(rows, _sq_distances(X[rows]))
+
+
+def trustworthiness(X: np.ndarray | None, Y: np.ndarray, k: int = 10, max_samples: int = 2000,
+                    seed: int = 0, reference: TrustReference | None = None) -> float:
+    """Trustworthiness of map ``Y`` for features ``X`` at ``k``, in [0, 1].
+
+    The same number as scikit-learn's ``sklearn.manifold.trustworthiness``
+    (wherever no two distances tie), computed without sorting N x N matrices:
+    the rank of each of a row's ``k`` map neighbours in feature space is a
+    count of the rows nearer than it. With more than ``max_samples`` rows it is
+    computed on a fixed random subset of that many rows (seeded by ``seed``),
+    so memory stays O(max_samples^2) instead of O(N^2). ``reference`` (from
+    :func:`trust_reference` with the same ``max_samples`` and ``seed``) skips
+    the feature-space work; ``X`` may then be None. ``k`` is cut below half the
+    rows as scikit-learn requires; NaN when fewer than 3 rows leave no valid ``k``.
+    """
+    Y = np.asarray(Y)
     if Y.ndim == 1:
         Y = Y[:, None]
-    if len(X) != len(Y):
-        raise ValueError(f"X has {len(X)} rows but Y has {len(Y)}")
-    n = len(X)
-    if n > max_samples:
-        rng = np.random.default_rng(seed)
-        idx = np.sort(rng.choice(n, size=int(max_samples), replace=False))
-        X, Y = X[idx], Y[idx]
-        n = len(idx)
+    if reference is None:
+        if X is None:
+            raise ValueError("trustworthiness needs X or a reference")
+        if len(X) != len(Y):
+            raise ValueError(f"X has {len(X)} rows but Y has {len(Y)}")
+        reference = trust_reference(X, max_samples, seed)
+    rows, dx = reference.rows, reference.sq_dist
+    if len(rows) and rows[-1] >= len(Y):
+        raise ValueError(f"the reference holds rows up to {rows[-1]} but Y has {len(Y)}")
+    n = len(rows)
     k = min(int(k), (n - 1) // 2)  # scikit-learn needs k < n / 2
     if k < 1:
         return float("nan")
-    value = sk_trustworthiness(np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64),
-                               n_neighbors=k)
+    dy = _sq_distances(Y[rows])
+    near = np.argpartition(dy, k - 1, axis=1)[:, :k]  # each row's k map neighbours
+    penalty = 0
+    chunk = max(1, 2**22 // (k * n))
+    for start in range(0, n, chunk):
+        block = dx[start:start + chunk]
+        thr = np.take_along_axis(block, near[start:start + chunk], axis=1)
+        ranks = (block[:, None, :] < thr[:, :, None]).sum(axis=2) + 1  # 1 = nearest
+        penalty += int(np.sum(np.maximum(ranks - k, 0)))
+    value = 1.0 - penalty * (2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0)))
     return float(min(max(value, 0.0), 1.0))
 
 
+def graph_knn_accuracy(X: np.ndarray, labels: np.ndarray, k: int = 10, folds: int = 5,
+                       seed: int = 0) -> float:
+    """:func:`knn_accuracy` by one neighbour search instead of one per fold.
+
+    Finds each row's ``3k`` nearest rows once (a k-d tree for maps of up to 3
+    dims, :func:`~vistsne.embed.knn.exact_knn` otherwise) and reads the
+    cross-validated accuracy off that graph with
+    :func:`~vistsne.embed.knn.knn_accuracy_from_graph`: the same folds and
+    votes, so the same number wherever no two distances tie.
+    """
+    from .knn import exact_knn, knn_accuracy_from_graph
+
+    X = np.asarray(X)
+    if X.ndim == 1:
+        X = X[:, None]
+    labels = np.asarray(labels).reshape(-1)
+    if len(labels) != len(X):
+        raise ValueError(f"X has {len(X)} rows but labels has {len(labels)}")
+    n = len(X)
+    if n < 2:
+        return float("nan")
+    width = min(n - 1, 3 * int(k))
+    if X.shape[1] <= 3:
+        from sklearn.neighbors import NearestNeighbors
+
+        nn = NearestNeighbors(n_neighbors=width, algorithm="kd_tree").fit(np.asarray(X, dtype=np.float64))
+        neighbors = nn.kneighbors(return_distance=False)
+    else:
+        neighbors, _ = exact_knn(X, width)
+    return knn_accuracy_from_graph(X, labels, neighbors, k=k, folds=folds, seed=seed)
+
+
 def map_metrics(X: np.ndarray, Y: np.ndarray, labels: np.ndarray, kl: float,
-                feature_acc: float | None = None) -> dict:
+                feature_acc: float | None = None,
+                trust_ref: TrustReference | None = None) -> dict:
     """All quality numbers of map ``Y`` of features ``X``.
 
     Keys are exactly :data:`METRIC_KEYS`; values are floats. Pass
-    ``feature_acc`` when the feature-space accuracy is already known (it does
-    not depend on t-SNE parameters).
+    ``feature_acc`` when the feature-space accuracy is already known and
+    ``trust_ref`` when the feature-space half of the trustworthiness is (both
+    depend on the rows only, not on t-SNE parameters).
     """
     if feature_acc is None:
-        feature_acc = knn_accuracy(X, labels)
+        feature_acc = graph_knn_accuracy(X, labels)
     return {
         "kl_divergence": float(kl),
-        "knn_acc_map": float(knn_accuracy(Y, labels)),
+        "knn_acc_map": float(graph_knn_accuracy(Y, labels)),
         "knn_acc_features": float(feature_acc),
-        "trustworthiness": float(trustworthiness(X, Y)),
+        "trustworthiness": float(trustworthiness(X, Y, reference=trust_ref)),
     }

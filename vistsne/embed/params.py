@@ -27,14 +27,29 @@ from vistsne.errors import FeatureError, ParamError
 #: crossing (the setting every bench figure uses). 3 components always use Barnes-Hut.
 METHOD_SWITCH_N = 8000
 
-#: With ``pca_dims="auto"``, features wider than this are reduced by PCA ...
+#: With ``pca_dims="auto"``, features wider than this ...
 PCA_AUTO_MIN_FEATURES = 100
-#: ... to this many dimensions.
+#: ... are reduced to this many dimensions, unless an exact kNN search over
+#: all of them fits :data:`EXACT_KNN_BUDGET`.
 PCA_AUTO_DIMS = 50
 
-#: Below this many rows the kNN graph is exact (openTSNE's own switch),
-#: from here on it is approximate (Annoy).
+#: The kNN graph is exact while N * N * dims (the multiply-adds of a
+#: brute-force search) stays within this budget, and approximate (Annoy)
+#: beyond; ``pca_dims="auto"`` keeps every feature dimension while that search
+#: fits it. 2.5e11 is N=20,000 rows of 512 dims or 10,000 of 2,048: about 10 s
+#: on one core here. `make bench` measured why: on 512-d ResNet features the
+#: maps of an exact graph over all dims have the 10-NN accuracy of
+#: scikit-learn's exact t-SNE, while PCA to 50 dims and Annoy each cost about
+#: 0.005 of it, at N = 2,000 and 10,000 alike.
+EXACT_KNN_BUDGET = 2.5e11
+
+#: Below this many rows the kNN graph is exact whatever the budget says.
 EXACT_KNN_MAX_N = 1000
+
+#: Goes into every embedding key; bumped whenever the engine computes a map
+#: differently for the same parameters (2: exact kNN graphs from scikit-learn,
+#: affinities from the shared graph), so that no stale map is served.
+ENGINE_VERSION = 2
 
 INITS = ("pca", "spectral", "random")
 METHODS = ("auto", "fft", "bh")
@@ -275,11 +290,14 @@ def resolve(params: EmbedParams, n_samples: int, n_features: int) -> dict:
         method = "fft" if n_samples >= METHOD_SWITCH_N else "bh"
 
     if p.pca_dims == "auto":
-        wanted = PCA_AUTO_DIMS if n_features > PCA_AUTO_MIN_FEATURES else 0
+        full_fits = n_samples * n_samples * n_features <= EXACT_KNN_BUDGET
+        wanted = 0 if n_features <= PCA_AUTO_MIN_FEATURES or full_fits else PCA_AUTO_DIMS
     else:
         wanted = int(p.pca_dims)
     pca_dims = min(wanted, n_features, n_samples) if wanted > 0 else 0
     clamped = p.pca_dims != "auto" and pca_dims != wanted
+    dims = pca_dims or n_features
+    exact = n_samples < EXACT_KNN_MAX_N or n_samples * n_samples * dims <= EXACT_KNN_BUDGET
 
     return {
         "learning_rate": float(learning_rate),
@@ -287,7 +305,7 @@ def resolve(params: EmbedParams, n_samples: int, n_features: int) -> dict:
         "pca_dims": int(pca_dims),
         "pca_dims_clamped": bool(clamped),
         "k_neighbors": int(max(1, min(n_samples - 1, int(3 * p.perplexity)))),
-        "knn_method": "exact" if n_samples < EXACT_KNN_MAX_N else "annoy",
+        "knn_method": "exact" if exact else "annoy",
     }
 
 

@@ -1,20 +1,31 @@
 """The t-SNE engine: many maps of one feature array, sharing what they can.
 
 :func:`embed_many` runs a list of :class:`~vistsne.embed.params.EmbedParams`
-on one array and yields an :class:`EmbedResult` as soon as each map is done.
-Work that does not depend on a swept parameter is done once per call:
+on one array and yields an :class:`EmbedResult` for each map. Work that does
+not depend on a swept parameter is done once per call:
 
-* feature preprocessing (PCA) once per distinct resolved ``pca_dims``;
-* one kNN graph per preprocessed array, for the largest perplexity in the list;
-  smaller perplexities reuse its neighbours (openTSNE's ``set_perplexity``);
+* feature preprocessing (PCA, when resolved) once per distinct ``pca_dims``;
+* one kNN graph per preprocessed array, wide enough for the largest
+  perplexity; each perplexity takes the affinities of its own ``3 * perplexity``
+  nearest neighbours from it (what openTSNE's ``set_perplexity`` does);
 * PCA initialisation once per (preprocessed array, components, seed), spectral
   once per (affinities, components, seed);
-* the feature-space k-NN accuracy once.
+* the feature-space k-NN accuracy once (read off the exact graph when the graph
+  is exact and in feature space) and the feature-space half of the
+  trustworthiness once.
+
+The maps themselves run side by side: with ``n_jobs`` cores and several maps,
+``min(maps, n_jobs)`` optimisations run at once in threads (openTSNE's
+gradients release the GIL), each with ``n_jobs // that`` threads of its own.
+One map uses all ``n_jobs`` threads.
 
 ``params.seed`` drives the initialisation and the optimisation. Preprocessing
-PCA and the kNN index use the fixed seeds :data:`PREPROCESS_SEED` and
-:data:`KNN_SEED`, so a seed sweep shares one graph and a map depends on its
-own params and the data only.
+PCA and the approximate kNN index use the fixed seeds :data:`PREPROCESS_SEED`
+and :data:`KNN_SEED`, so a seed sweep shares one graph and a map depends on its
+own params and the data only. FFT maps are the same for any thread count;
+Barnes-Hut maps for the same thread count (openTSNE sums its forces in thread
+order), so a map run alone and the same map run inside a sweep may differ in
+the last digits.
 
 openTSNE and scikit-learn are imported inside the functions so that importing
 this module stays cheap.
@@ -22,6 +33,7 @@ this module stays cheap.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -29,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from vistsne.embed.metrics import knn_accuracy, map_metrics
+from vistsne.embed.knn import exact_knn, knn_accuracy_from_graph
+from vistsne.embed.metrics import graph_knn_accuracy, map_metrics, trust_reference
 from vistsne.embed.params import EmbedParams, check_data, resolve
 from vistsne.errors import FeatureError, ParamError
 
@@ -37,6 +50,9 @@ from vistsne.errors import FeatureError, ParamError
 PREPROCESS_SEED = 0
 #: Seed of the (approximate) kNN index inside :func:`embed_many`.
 KNN_SEED = 0
+#: The exact kNN graph is at least this wide, so that the 10-NN feature
+#: accuracy can be read off it even for small perplexities.
+MIN_GRAPH_K = 30
 #: The KL divergence is checked for progress every this many iterations.
 CHECK_EVERY = 50
 #: With a progress bar, the bar moves every this many iterations.
@@ -113,6 +129,11 @@ class SweepStats:
     affinity_builds: int = 0
     pca_inits: int = 0
     preprocess_runs: int = 0
+    #: Feature-space k-NN accuracies computed (0 when passed in).
+    feature_acc_runs: int = 0
+    #: The most maps that ran at once, and the openTSNE threads each had.
+    max_parallel: int = 0
+    threads_per_map: int = 0
 
 
 class _NullBar:
@@ -143,7 +164,8 @@ class _PhaseMonitor:
     iterations, has not improved for ``patience`` iterations (0 = never).
     """
 
-    def __init__(self, patience: int, n_iter: int, bar: Any):
+    def __init__(self, patience: int, n_iter: int, bar: Any, stop: threading.Event | None = None):
+        self.stop = stop
         self.patience = int(patience)
         self.n_iter = int(n_iter)
         self.bar = bar
@@ -155,6 +177,9 @@ class _PhaseMonitor:
     def __call__(self, iteration: int, error: float, embedding: np.ndarray) -> bool:
         self.bar.update(iteration - self.reported)
         self.reported = iteration
+        if self.stop is not None and self.stop.is_set():  # the caller gave up on this map
+            self.stopped_at = iteration
+            return True
         # Never stop on the phase's last iteration: it ends there anyway, and
         # stopping would only skip its final update.
         if self.patience <= 0 or iteration % CHECK_EVERY or iteration >= self.n_iter:
@@ -188,8 +213,13 @@ def _initial_positions(kind: str, X: np.ndarray, P: Any, n_components: int,
 
 
 def _optimize(init: np.ndarray, P: Any, params: EmbedParams, resolved: dict, n_jobs: int,
-              bar: Any, track: bool) -> tuple[np.ndarray, float, int]:
-    """Run both phases; return (coords float32, final KL divergence, iterations run)."""
+              bar: Any, track: bool,
+              stop: threading.Event | None = None) -> tuple[np.ndarray, float, int]:
+    """Run both phases; return (coords float32, final KL divergence, iterations run).
+
+    Setting ``stop`` ends the optimisation at its next check (the result is
+    then incomplete and must be dropped).
+    """
     from openTSNE import TSNEEmbedding
     from openTSNE.affinity import PrecomputedAffinities
 
@@ -210,8 +240,8 @@ def _optimize(init: np.ndarray, P: Any, params: EmbedParams, resolved: dict, n_j
     for n_iter, exaggeration, momentum in phases:
         if n_iter <= 0:
             continue
-        monitor = _PhaseMonitor(params.n_iter_without_progress, n_iter, bar)
-        use_callback = track or params.n_iter_without_progress > 0
+        monitor = _PhaseMonitor(params.n_iter_without_progress, n_iter, bar, stop)
+        use_callback = track or params.n_iter_without_progress > 0 or stop is not None
         embedding = embedding.optimize(
             n_iter=n_iter, exaggeration=exaggeration, momentum=momentum,
             learning_rate=resolved["learning_rate"], inplace=True,
@@ -250,8 +280,8 @@ def _validate_all(X: np.ndarray, labels: np.ndarray, params_list: Iterable[Embed
 
 def embed_many(X: np.ndarray, labels: np.ndarray, params_list: Iterable[EmbedParams], *,
                n_jobs: int = 1, progress: bool | ProgressFactory | None = True,
-               stats: SweepStats | None = None,
-               stage: str = "features") -> Iterator[EmbedResult]:
+               stats: SweepStats | None = None, stage: str = "features",
+               feature_acc: float | None = None) -> Iterator[EmbedResult]:
     """Run every params on ``X`` and yield each :class:`EmbedResult` when it is done.
 
     The data and all params are checked when this is called, before any work
@@ -260,66 +290,117 @@ def embed_many(X: np.ndarray, labels: np.ndarray, params_list: Iterable[EmbedPar
     perplexity from the largest down, then input order), so results may come in
     a different order than ``params_list``; each carries its own params.
 
-    ``progress``: True shows a bar per map on stderr, False none, or pass a
-    ``(total, desc)`` factory returning an object with ``update(n)`` and
-    ``close()`` (e.g. ``functools.partial(vistsne.progress.progress,
-    enabled=...)``). ``stats`` (optional) counts the shared work done.
-    ``stage`` names the features in error messages. With ``n_jobs=1`` the same
-    inputs and seed give the same coordinates.
+    ``n_jobs``: cores to use; several maps run side by side (see the module
+    docs). ``progress``: True shows a bar on stderr (one per map, or one for
+    maps that run side by side), False none, or pass a ``(total, desc)``
+    factory returning an object with ``update(n)`` and ``close()`` (e.g.
+    ``functools.partial(vistsne.progress.progress, enabled=...)``). ``stats``
+    (optional) counts the shared work done. ``stage`` names the features in
+    error messages. ``feature_acc``: the feature-space 10-NN accuracy of these
+    rows when already known (it does not depend on t-SNE parameters). The same
+    inputs, seed and ``n_jobs`` give the same coordinates.
     """
     X = np.asarray(X)
     labels = np.asarray(labels).reshape(-1)
     params_list, resolved = _validate_all(X, labels, params_list, stage)
     stats = stats if stats is not None else SweepStats()
-    return _run_all(X, labels, params_list, resolved, n_jobs, progress, stats)
+    n_jobs = max(1, int(n_jobs))
+    return _run_all(X, labels, params_list, resolved, n_jobs, progress, stats, feature_acc)
+
+
+def knn_graph(Xp: np.ndarray, k: int, method: str, n_jobs: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest neighbours of every row: exact (blocked GEMM) or Annoy's approximation."""
+    if method == "exact":
+        return exact_knn(Xp, k, n_jobs=n_jobs)
+    from openTSNE.nearest_neighbors import Annoy
+
+    return Annoy(Xp, k, metric="euclidean", n_jobs=n_jobs, random_state=KNN_SEED).build()
+
+
+def _affinities(neighbors: np.ndarray, distances: np.ndarray, perplexity: float, k: int,
+                n_jobs: int):
+    """openTSNE's symmetric perplexity-based P from the first ``k`` neighbours of the graph."""
+    from openTSNE.affinity import joint_probabilities_nn
+
+    return joint_probabilities_nn(neighbors[:, :k], distances[:, :k], [float(perplexity)],
+                                  symmetrize=True, n_jobs=n_jobs)
+
+
+def schedule(n_maps: int, n_jobs: int) -> tuple[int, int]:
+    """(maps run at once, openTSNE threads per map) for ``n_maps`` maps on ``n_jobs`` cores."""
+    at_once = max(1, min(int(n_maps), int(n_jobs)))
+    return at_once, max(1, int(n_jobs) // at_once)
+
+
+class _SharedBar:
+    """One bar moved by several maps' threads."""
+
+    def __init__(self, bar: Any):
+        self.bar = bar
+        self.lock = threading.Lock()
+
+    def update(self, n: int = 1) -> None:
+        with self.lock:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        pass
 
 
 def _run_all(X: np.ndarray, labels: np.ndarray, params_list: list[EmbedParams],
-             resolved: list[dict], n_jobs: int, progress: Any,
-             stats: SweepStats) -> Iterator[EmbedResult]:
+             resolved: list[dict], n_jobs: int, progress: Any, stats: SweepStats,
+             feature_acc: float | None) -> Iterator[EmbedResult]:
     """The generator behind :func:`embed_many`, on checked inputs."""
-    feature_acc = knn_accuracy(X, labels)
-    groups: dict[int, list[int]] = {}
+    shared = {"feature_acc": feature_acc, "trust_ref": trust_reference(X)}
+    groups: dict[tuple[int, str], list[int]] = {}
     for i, r in enumerate(resolved):
-        groups.setdefault(r["pca_dims"], []).append(i)
+        groups.setdefault((r["pca_dims"], r["knn_method"]), []).append(i)
     done = 0
-    for pca_dims, members in groups.items():
-        yield from _embed_group(X, labels, pca_dims, members, params_list, resolved, n_jobs,
-                                stats, feature_acc, progress, start=done,
+    for (pca_dims, knn_method), members in groups.items():
+        yield from _embed_group(X, labels, pca_dims, knn_method, members, params_list, resolved,
+                                n_jobs, stats, shared, progress, start=done,
                                 total=len(params_list))
         done += len(members)
 
 
-def _embed_group(X: np.ndarray, labels: np.ndarray, pca_dims: int, members: list[int],
-                 params_list: list[EmbedParams], resolved: list[dict], n_jobs: int,
-                 stats: SweepStats, feature_acc: float, progress: Any, *, start: int,
+def _feature_accuracy(X: np.ndarray, labels: np.ndarray, graph: np.ndarray | None,
+                      stats: SweepStats) -> float:
+    """10-NN accuracy in feature space: off ``graph`` (exact, on X itself) or by its own search."""
+    stats.feature_acc_runs += 1
+    if graph is not None:
+        return knn_accuracy_from_graph(X, labels, graph)
+    return graph_knn_accuracy(X, labels)
+
+
+def _embed_group(X: np.ndarray, labels: np.ndarray, pca_dims: int, knn_method: str,
+                 members: list[int], params_list: list[EmbedParams], resolved: list[dict],
+                 n_jobs: int, stats: SweepStats, shared: dict, progress: Any, *, start: int,
                  total: int) -> Iterator[EmbedResult]:
     """All maps that share one preprocessed array (and so one kNN graph)."""
-    from openTSNE.affinity import PerplexityBasedNN
-
     Xp = preprocess(X, pca_dims, PREPROCESS_SEED)
     stats.preprocess_runs += 1
-
-    max_perplexity = max(params_list[i].perplexity for i in members)
-    affinities = PerplexityBasedNN(
-        Xp, perplexity=max_perplexity, method=resolved[members[0]]["knn_method"],
-        n_jobs=n_jobs, random_state=KNN_SEED,
-    )
-    graph_k = int(affinities.knn_index.k)
+    n = Xp.shape[0]
+    k_max = max(resolved[i]["k_neighbors"] for i in members)
+    # An exact graph of X itself also gives the feature accuracy: make it wide enough.
+    graph_is_x = knn_method == "exact" and pca_dims == 0
+    want_acc = shared["feature_acc"] is None
+    width = min(n - 1, max(k_max, MIN_GRAPH_K)) if (graph_is_x and want_acc) else k_max
+    neighbors, distances = knn_graph(Xp, width, knn_method, n_jobs)
     stats.knn_builds += 1
-    stats.affinity_builds += 1
+    if want_acc:
+        shared["feature_acc"] = _feature_accuracy(X, labels, neighbors if graph_is_x else None, stats)
+    feature_acc = shared["feature_acc"]
 
+    # Everything a map needs before it runs: its affinities and initial positions.
+    jobs = []
     pca_inits: dict[tuple[int, int], np.ndarray] = {}
-    count = start
     for perplexity in sorted({params_list[i].perplexity for i in members}, reverse=True):
-        if perplexity != affinities.perplexity:
-            affinities.set_perplexity(perplexity)
-            stats.affinity_builds += 1
+        ours = [i for i in members if params_list[i].perplexity == perplexity]
+        P = _affinities(neighbors, distances, perplexity, resolved[ours[0]]["k_neighbors"], n_jobs)
+        stats.affinity_builds += 1
         spectral_inits: dict[tuple[int, int], np.ndarray] = {}
-        for i in (j for j in members if params_list[j].perplexity == perplexity):
+        for i in ours:
             p = params_list[i]
-            count += 1
-            t0 = time.perf_counter()
             key = (p.n_components, p.seed)
             if p.init == "pca":
                 if key not in pca_inits:
@@ -328,22 +409,57 @@ def _embed_group(X: np.ndarray, labels: np.ndarray, pca_dims: int, members: list
                 init = pca_inits[key]
             elif p.init == "spectral":
                 if key not in spectral_inits:
-                    spectral_inits[key] = _initial_positions("spectral", Xp, affinities.P, *key)
+                    spectral_inits[key] = _initial_positions("spectral", Xp, P, *key)
                 init = spectral_inits[key]
             else:
                 init = _initial_positions("random", Xp, None, *key)
+            jobs.append((i, P, init))
+    del neighbors, distances
 
-            desc = f"t-SNE {count}/{total} (perplexity {p.perplexity:g}, seed {p.seed})"
-            track = progress is not None and progress is not False
+    at_once, threads = schedule(len(jobs), n_jobs)
+    stats.max_parallel = max(stats.max_parallel, at_once)
+    stats.threads_per_map = threads
+    track = progress is not None and progress is not False
+    graph_info = {"knn_graph_k": int(width)}
+
+    stop = threading.Event()
+
+    def run(number: int, job, bar) -> EmbedResult:
+        i, P, init = job
+        p = params_list[i]
+        t0 = time.perf_counter()
+        coords, kl, n_run = _optimize(init, P, p, resolved[i], threads, bar, track,
+                                      stop if at_once > 1 else None)
+        seconds = time.perf_counter() - t0
+        metrics = map_metrics(X, coords, labels, kl, feature_acc=feature_acc,
+                              trust_ref=shared["trust_ref"])
+        return EmbedResult(params=p, resolved={**resolved[i], **graph_info}, coords=coords,
+                           kl_divergence=kl, n_iter_run=n_run, seconds=seconds, metrics=metrics)
+
+    if at_once == 1:
+        for number, job in enumerate(jobs, start + 1):
+            p = params_list[job[0]]
+            desc = f"t-SNE {number}/{total} (perplexity {p.perplexity:g}, seed {p.seed})"
             bar = _make_bar(progress, p.n_iter, desc)
             try:
-                coords, kl, n_run = _optimize(init, affinities.P, p, resolved[i], n_jobs,
-                                              bar, track)
+                result = run(number, job, bar)
             finally:
                 bar.close()
-            seconds = time.perf_counter() - t0
-            metrics = map_metrics(X, coords, labels, kl, feature_acc=feature_acc)
-            yield EmbedResult(
-                params=p, resolved={**resolved[i], "knn_graph_k": graph_k}, coords=coords,
-                kl_divergence=kl, n_iter_run=n_run, seconds=seconds, metrics=metrics,
-            )
+            yield result
+        return
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    desc = (f"t-SNE {start + 1}-{start + len(jobs)}/{total} "
+            f"({at_once} at a time, {threads} thread{'s' if threads > 1 else ''} each)")
+    outer = _make_bar(progress, sum(params_list[j[0]].n_iter for j in jobs), desc)
+    bar = _SharedBar(outer)
+    pool = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="vistsne-tsne")
+    try:
+        futures = [pool.submit(run, number, job, bar) for number, job in enumerate(jobs, start + 1)]
+        for future in futures:
+            yield future.result()
+    finally:
+        stop.set()  # a no-op when every map is done; else the running ones end at their next check
+        pool.shutdown(wait=True, cancel_futures=True)
+        outer.close()
