@@ -25,6 +25,8 @@ if str(ROOT) not in sys.path:
 
 warnings.filterwarnings("ignore")
 
+from benchmarks.profstats import profile_summary  # noqa: E402  (after the sys.path fix above)
+
 
 def maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -454,22 +456,6 @@ def job_extract_pair(args):
 
     out["num_workers"] = loader_workers(params.num_workers, cfg.test_dataloader)
     return out
-
-
-def profile_summary(st, targets: dict) -> dict:
-    """Cumulative seconds of named functions, and the top functions by own time."""
-    total = max((v[3] for v in st.stats.values()), default=0.0)
-    named = {}
-    for label, (file_end, func) in targets.items():
-        cum = 0.0
-        for (fname, _line, fn), (_cc, _nc, _tt, ct, _callers) in st.stats.items():
-            if fn == func and fname.replace("\\", "/").endswith(file_end):
-                cum = max(cum, ct)
-        named[label] = cum
-    top = sorted(st.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:12]
-    return {"total_seconds": total, "named_cumulative": named,
-            "top_own_time": [{"function": f"{Path(k[0]).name}:{k[1]}:{k[2]}", "own_s": v[2], "cum_s": v[3],
-                              "calls": v[1]} for k, v in top]}
 
 
 def job_profile_embed(args):

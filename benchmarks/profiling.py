@@ -13,6 +13,7 @@ import shutil
 import tempfile
 
 from .common import DEMO_CONFIG, PYTHON, run_child, run_process, say
+from .profstats import profile_summary
 from .setup_data import Context
 
 EMBED_TARGETS = {
@@ -39,18 +40,6 @@ RUN_TARGETS = {
 }
 
 
-def _summary(path: str, targets: dict) -> dict:
-    st = pstats.Stats(path)
-    named = {}
-    for label, (file_end, func) in targets.items():
-        cum = 0.0
-        for (fname, _line, fn), (_cc, _nc, _tt, ct, _callers) in st.stats.items():
-            if fn == func and fname.replace("\\", "/").endswith(file_end):
-                cum = max(cum, ct)
-        named[label] = cum
-    return {"total_seconds": max((v[3] for v in st.stats.values()), default=0.0), "named_cumulative": named}
-
-
 def run(ctx: Context) -> dict:
     mode = ctx.mode
     out = {}
@@ -68,7 +57,7 @@ def run(ctx: Context) -> dict:
                "--max-num-class", "10", "--max-num-samples", str(n // 10), "--store", f"{tmp}/store.zarr",
                "--work-dir", f"{tmp}/out", "--n-iter", str(mode.n_iter)]
         r = run_process(cmd)
-        out["cold_run"] = {"n": n, "wall_seconds": r.wall, **_summary(prof, RUN_TARGETS)}
+        out["cold_run"] = {"n": n, "wall_seconds": r.wall, **profile_summary(pstats.Stats(prof), RUN_TARGETS)}
         shutil.rmtree(tmp, ignore_errors=True)
         say(f"profile cold run N={n}: {r.wall:.1f}s under cProfile")
     return out

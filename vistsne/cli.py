@@ -265,11 +265,12 @@ def tsne_options(fn):
         click.option("--n-iter-without-progress", default=300, show_default=True, type=int,
                      help="Stop a phase when KL has not improved for this many iterations (0: off)."),
         click.option("--pca-dims", default="auto", show_default=True,
-                     help="auto (50 when features are wider than 100), 0 (off) or N."),
+                     help="auto (all dims while an exact kNN search fits, else 50 for features "
+                          "wider than 100), 0 (off) or N."),
         click.option("--seed", default="0", show_default=True, help="Comma list sweeps."),
         click.option("--method", type=click.Choice(["auto", "fft", "bh"]), default="auto", show_default=True,
                      help="Negative gradient method; auto picks by N (recorded with the map)."),
-        click.option("--n-jobs", default=None, type=int, help="Threads (default: all cores)."),
+        click.option("--n-jobs", default=None, type=int, help="Cores (default: all); a sweep runs maps side by side."),
     ]
     for o in reversed(opts):
         fn = o(fn)

@@ -309,7 +309,7 @@ def embed_many(X: np.ndarray, labels: np.ndarray, params_list: Iterable[EmbedPar
 
 
 def knn_graph(Xp: np.ndarray, k: int, method: str, n_jobs: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` nearest neighbours of every row: exact (blocked GEMM) or Annoy's approximation."""
+    """The ``k`` nearest neighbours of every row: exact (brute force) or Annoy's approximation."""
     if method == "exact":
         return exact_knn(Xp, k, n_jobs=n_jobs)
     from openTSNE.nearest_neighbors import Annoy
@@ -424,7 +424,7 @@ def _embed_group(X: np.ndarray, labels: np.ndarray, pca_dims: int, knn_method: s
 
     stop = threading.Event()
 
-    def run(number: int, job, bar) -> EmbedResult:
+    def run(job, bar) -> EmbedResult:
         i, P, init = job
         p = params_list[i]
         t0 = time.perf_counter()
@@ -442,7 +442,7 @@ def _embed_group(X: np.ndarray, labels: np.ndarray, pca_dims: int, knn_method: s
             desc = f"t-SNE {number}/{total} (perplexity {p.perplexity:g}, seed {p.seed})"
             bar = _make_bar(progress, p.n_iter, desc)
             try:
-                result = run(number, job, bar)
+                result = run(job, bar)
             finally:
                 bar.close()
             yield result
@@ -456,7 +456,7 @@ def _embed_group(X: np.ndarray, labels: np.ndarray, pca_dims: int, knn_method: s
     bar = _SharedBar(outer)
     pool = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="vistsne-tsne")
     try:
-        futures = [pool.submit(run, number, job, bar) for number, job in enumerate(jobs, start + 1)]
+        futures = [pool.submit(run, job, bar) for job in jobs]
         for future in futures:
             yield future.result()
     finally:
