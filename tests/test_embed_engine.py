@@ -143,9 +143,10 @@ def test_sweep_shares_knn_graph_and_pca_init(data):
     assert (stats.knn_builds, stats.preprocess_runs, stats.pca_inits) == (1, 1, 2)
 
 
-def test_sweep_runs_maps_side_by_side_and_matches_lone_runs(data):
+@pytest.mark.parametrize("method", ["bh", "fft"])
+def test_sweep_runs_maps_side_by_side_and_matches_lone_runs(data, method):
     X, y = data
-    params = sweep(FAST, perplexity=[5, 10], seed=[0, 1])
+    params = sweep(replace(FAST, method=method), perplexity=[5, 10], seed=[0, 1])
     stats = SweepStats()
     together = run(X, y, params, n_jobs=2, stats=stats)
     assert (stats.max_parallel, stats.threads_per_map) == (2, 1)
@@ -156,7 +157,7 @@ def test_sweep_runs_maps_side_by_side_and_matches_lone_runs(data):
         assert r.metrics == alone.metrics
     # one map gets every thread
     stats = SweepStats()
-    run(X, y, [FAST], n_jobs=2, stats=stats)
+    run(X, y, [params[0]], n_jobs=2, stats=stats)
     assert (stats.max_parallel, stats.threads_per_map) == (1, 2)
 
 

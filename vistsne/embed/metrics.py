@@ -85,10 +85,21 @@ def _sq_distances(A: np.ndarray) -> np.ndarray:
     A = np.asarray(A, dtype=np.float64)
     A = A - A.mean(axis=0)
     sq = np.einsum("ij,ij->i", A, A)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * (A @ A.T)
+    d2 = A @ A.T  # in place from here on: no N x N temporaries
+    d2 *= -2.0
+    d2 += sq[:, None]
+    d2 += sq[None, :]
     np.maximum(d2, 0.0, out=d2)
     np.fill_diagonal(d2, np.inf)
     return d2
+
+
+def _map_neighbors(Y: np.ndarray, k: int) -> np.ndarray:
+    """Each row's ``k`` nearest other rows of ``Y`` (a k-d tree for maps of up to 3 dims)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    algorithm = "kd_tree" if Y.shape[1] <= 3 else "brute"
+    return NearestNeighbors(n_neighbors=k, algorithm=algorithm).fit(Y).kneighbors(return_distance=False)
 
 
 def trust_reference(X: np.ndarray, max_samples: int = 2000, seed: int = 0) -> TrustReference:
@@ -130,14 +141,13 @@ def trustworthiness(X: np.ndarray | None, Y: np.ndarray, k: int = 10, max_sample
     k = min(int(k), (n - 1) // 2)  # scikit-learn needs k < n / 2
     if k < 1:
         return float("nan")
-    dy = _sq_distances(Y[rows])
-    near = np.argpartition(dy, k - 1, axis=1)[:, :k]  # each row's k map neighbours
+    near = _map_neighbors(np.asarray(Y[rows], dtype=np.float64), k)  # each row's k map neighbours
     penalty = 0
     chunk = max(1, 2**22 // (k * n))
     for start in range(0, n, chunk):
         block = dx[start:start + chunk]
         thr = np.take_along_axis(block, near[start:start + chunk], axis=1)
-        ranks = (block[:, None, :] < thr[:, :, None]).sum(axis=2) + 1  # 1 = nearest
+        ranks = np.count_nonzero(block[:, None, :] < thr[:, :, None], axis=2) + 1  # 1 = nearest
         penalty += int(np.sum(np.maximum(ranks - k, 0)))
     value = 1.0 - penalty * (2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0)))
     return float(min(max(value, 0.0), 1.0))
