@@ -29,7 +29,7 @@ sys.path.insert(0, str(_HERE.parent))
 
 from benchmarks import (cache_hit, engine, extraction, method, overhead, profiling,  # noqa: E402
                         report, retune, sweep)
-from benchmarks.common import (BENCH_DIR, CHILD_ENV, STAGE, limit_threads, machine_info,  # noqa: E402
+from benchmarks.common import (BENCH_DIR, CHILD_ENV, ROOT, STAGE, limit_threads, machine_info,  # noqa: E402
                                machine_load, make_mode, say, versions)
 from benchmarks.setup_data import Context, prepare  # noqa: E402
 
@@ -60,6 +60,9 @@ def parse_args(argv=None):
     p.add_argument("--merge", action="store_true",
                    help="with --only: keep the other measurements of the results.json already in --out (same "
                         "mode) and replace only these; each item records the run that made it")
+    p.add_argument("--render-only", action="store_true",
+                   help="measure nothing: write RESULTS.md again from the results.json in --out (after a "
+                        "change to the report)")
     p.add_argument("--method-sizes", default=None, help="comma list of N for the gradient-method item "
                                                         "(default: the mode's)")
     p.add_argument("--threads", type=int, default=1,
@@ -68,6 +71,21 @@ def parse_args(argv=None):
                         "another process holds a core (seen while building this), which no ratio survives. "
                         "0 = all cores, vistsne's own default (for a quiet machine)")
     return p.parse_args(argv)
+
+
+def repo_relative(obj):
+    """``obj`` with every absolute path inside the checkout written relative to it.
+
+    The results are committed; they must not name this machine's folders.
+    """
+    prefix = str(ROOT) + os.sep
+    if isinstance(obj, dict):
+        return {k: repo_relative(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [repo_relative(v) for v in obj]
+    if isinstance(obj, str):
+        return obj.replace(prefix, "")
+    return obj
 
 
 def memory_table(results: dict) -> dict:
@@ -149,6 +167,12 @@ def main(argv=None) -> int:
     out = Path(args.out) if args.out else (BENCH_DIR / ".cache" / "tiny" if args.tiny else BENCH_DIR)
     store = args.store or (str(work / "bench_store.zarr") if args.tiny else str(BENCH_DIR / "bench_store.zarr"))
     out.mkdir(parents=True, exist_ok=True)
+    if args.render_only:
+        R = repo_relative(json.loads((out / "results.json").read_text()))
+        (out / "results.json").write_text(json.dumps(R, indent=1, default=float) + "\n")
+        (out / "RESULTS.md").write_text(report.render(R) + "\n")
+        say(f"wrote {out / 'RESULTS.md'} from {out / 'results.json'}")
+        return 0
     only = [x.strip() for x in args.only.split(",")] if args.only else list(ITEMS)
     unknown = [x for x in only if x not in ITEMS]
     if unknown:
@@ -219,6 +243,7 @@ def main(argv=None) -> int:
             "results": results,
         }
         R["notes"] = auto_notes(R)
+        R = repo_relative(R)
         (out / "results.json").write_text(json.dumps(R, indent=1, default=float) + "\n")
         md = report.render(R)
         (out / "RESULTS.md").write_text(md + "\n")

@@ -54,6 +54,9 @@ def test_bench_tiny_runs_end_to_end(tmp_path):
         assert _is_stat(r["ratio"]) and r["profile"]["named_cumulative"]
     assert res["cache_hit"]["all_hits"] is True and res["cache_hit"]["torch_imported"] is False
     assert _is_stat(res["sweep"]["ratio"])
+    for part in ("cli", "library_all_cores", "library_one_thread"):
+        assert _is_stat(res["sweep"][part]["ratio"])
+    assert res["sweep"]["shared_work_per_sweep"]["knn_builds"] == 1
     assert _is_stat(res["overhead"]["rows"][0]["ratio"])
     assert res["memory"]["embed_vistsne_default"]["200"]["median"] > 0
     assert [r["n"] for r in res["method"]["rows"]] == [200] and "suggestion" in res["method"]
@@ -63,3 +66,17 @@ def test_bench_tiny_runs_end_to_end(tmp_path):
     assert md.startswith("# vistsne benchmarks (tiny run")
     assert "## Summary" in md and "## Where the time goes (cProfile)" in md
     assert (committed.stat().st_mtime_ns if committed.exists() else None) == before  # never overwritten
+    # the files name no folder of this checkout: paths inside it are written relative to it
+    assert str(ROOT) + "/" not in (out / "results.json").read_text() and str(ROOT) + "/" not in md
+
+
+def test_results_name_paths_inside_the_checkout_relative_to_it():
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks.run import repo_relative
+    finally:
+        sys.path.remove(str(ROOT))
+    R = {"a": [f"{ROOT}/benchmarks/bench_store.zarr", {"cmd": f"vistsne x {ROOT}/configs/c.py"}], "n": 3,
+         "outside": "/elsewhere/file"}
+    assert repo_relative(R) == {"a": ["benchmarks/bench_store.zarr", {"cmd": "vistsne x configs/c.py"}], "n": 3,
+                                "outside": "/elsewhere/file"}

@@ -20,7 +20,8 @@ from vistsne.errors import FeatureError, ParamError
 
 #: Below this many rows (1-2 components) Barnes-Hut is used, FFT from here on.
 #: Measured by `make bench` (section 8) on real 512-d ResNet features, one thread:
-#: FFT/BH time 1.30 at N=5,000, 1.13 at 7,000, 0.81 at 10,000; they cross near 8,000.
+#: FFT/BH time 1.28-1.30 at N=5,000, 1.13-1.14 at 7,000, 0.81-0.87 at 10,000 in two
+#: runs; they cross between 8,000 and 8,300.
 #: With two threads (a quiet 2-core machine) Barnes-Hut gains 1.8x and FFT nothing,
 #: so FFT/BH is 2.14 at 5,000, 1.41 at 10,000 and still 1.21 at 15,000: there the
 #: crossing is above 15,000. One constant cannot fit both; this is the one-thread
