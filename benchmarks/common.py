@@ -185,17 +185,20 @@ def run_process(cmd: Sequence[str], *, env: dict | None = None, cwd: str | Path 
 CHILD_ENV: dict[str, str] = {}
 
 
+def thread_env(n: int) -> dict[str, str]:
+    """Child environment that gives OpenMP, BLAS and MKL ``n`` threads."""
+    return {var: str(n) for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
 def limit_threads(n_jobs: int) -> None:
     CHILD_ENV.clear()
     if n_jobs < (os.cpu_count() or 1):
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            CHILD_ENV[var] = str(n_jobs)
+        CHILD_ENV.update(thread_env(n_jobs))
 
 
 def all_threads() -> dict[str, str]:
     """Child environment with every core for OpenMP and BLAS (what a user's process gets)."""
-    cores = str(os.cpu_count() or 1)
-    return {var: cores for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    return thread_env(os.cpu_count() or 1)
 
 
 def run_child(job: str, args: dict, *, timeout: float | None = None,

@@ -25,7 +25,7 @@ import shutil
 import tempfile
 
 from .common import (all_threads, fmt_stat, ratios, run_child, run_process, say, stats,
-                     vistsne_cmd)
+                     thread_env, vistsne_cmd)
 from .setup_data import STAGE, Context
 
 TARGET = 0.8
@@ -85,8 +85,7 @@ def run(ctx: Context) -> dict:
     cores = os.cpu_count() or 1
     cli = _cli(ctx, n, cores)
     lib_all = _library(ctx, n, cores, all_threads())
-    lib_one = _library(ctx, n, 1, None if ctx.n_jobs == 1 else {
-        var: "1" for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+    lib_one = _library(ctx, n, 1, thread_env(1))
     out = {"n": n, "perplexities": list(mode.sweep_perplexities), "cores": cores, "target": TARGET,
            "cli": cli, "library_all_cores": lib_all, "library_one_thread": lib_one,
            # the headline (summary table, target): the CLI comparison

@@ -94,8 +94,8 @@ def _sq_distances(A: np.ndarray) -> np.ndarray:
     return d2
 
 
-def _map_neighbors(Y: np.ndarray, k: int) -> np.ndarray:
-    """Each row's ``k`` nearest other rows of ``Y`` (a k-d tree for maps of up to 3 dims)."""
+def _neighbors(Y: np.ndarray, k: int) -> np.ndarray:
+    """Each row's ``k`` nearest other rows of ``Y``, nearest first (a k-d tree up to 3 dims)."""
     from sklearn.neighbors import NearestNeighbors
 
     algorithm = "kd_tree" if Y.shape[1] <= 3 else "brute"
@@ -141,7 +141,7 @@ def trustworthiness(X: np.ndarray | None, Y: np.ndarray, k: int = 10, max_sample
     k = min(int(k), (n - 1) // 2)  # scikit-learn needs k < n / 2
     if k < 1:
         return float("nan")
-    near = _map_neighbors(np.asarray(Y[rows], dtype=np.float64), k)  # each row's k map neighbours
+    near = _neighbors(np.asarray(Y[rows], dtype=np.float64), k)  # each row's k map neighbours
     penalty = 0
     chunk = max(1, 2**22 // (k * n))
     for start in range(0, n, chunk):
@@ -157,13 +157,13 @@ def graph_knn_accuracy(X: np.ndarray, labels: np.ndarray, k: int = 10, folds: in
                        seed: int = 0) -> float:
     """:func:`knn_accuracy` by one neighbour search instead of one per fold.
 
-    Finds each row's ``3k`` nearest rows once (a k-d tree for maps of up to 3
-    dims, :func:`~vistsne.embed.knn.exact_knn` otherwise) and reads the
+    Finds each row's ``3k`` nearest rows once (exactly: a k-d tree for maps of
+    up to 3 dims, a brute-force search otherwise) and reads the
     cross-validated accuracy off that graph with
     :func:`~vistsne.embed.knn.knn_accuracy_from_graph`: the same folds and
     votes, so the same number wherever no two distances tie.
     """
-    from .knn import exact_knn, knn_accuracy_from_graph
+    from .knn import knn_accuracy_from_graph
 
     X = np.asarray(X)
     if X.ndim == 1:
@@ -174,14 +174,7 @@ def graph_knn_accuracy(X: np.ndarray, labels: np.ndarray, k: int = 10, folds: in
     n = len(X)
     if n < 2:
         return float("nan")
-    width = min(n - 1, 3 * int(k))
-    if X.shape[1] <= 3:
-        from sklearn.neighbors import NearestNeighbors
-
-        nn = NearestNeighbors(n_neighbors=width, algorithm="kd_tree").fit(np.asarray(X, dtype=np.float64))
-        neighbors = nn.kneighbors(return_distance=False)
-    else:
-        neighbors, _ = exact_knn(X, width)
+    neighbors = _neighbors(np.asarray(X, dtype=np.float64), min(n - 1, 3 * int(k)))
     return knn_accuracy_from_graph(X, labels, neighbors, k=k, folds=folds, seed=seed)
 
 

@@ -38,10 +38,11 @@ PCA_AUTO_DIMS = 50
 #: brute-force search) stays within this budget, and approximate (Annoy)
 #: beyond; ``pca_dims="auto"`` keeps every feature dimension while that search
 #: fits it. 2.5e11 is N=20,000 rows of 512 dims or 10,000 of 2,048: about 10 s
-#: on one core here. `make bench` measured why: on 512-d ResNet features the
-#: maps of an exact graph over all dims have the 10-NN accuracy of
-#: scikit-learn's exact t-SNE, while PCA to 50 dims and Annoy each cost about
-#: 0.005 of it, at N = 2,000 and 10,000 alike.
+#: on one core here. Why: on 512-d ResNet features the maps of an exact graph
+#: over all dims have the 10-NN accuracy of scikit-learn's exact t-SNE (`make
+#: bench`, N = 2,000-20,000: within 0.002), while PCA to 50 dims costs up to
+#: 0.004 there, and on harder features (a less trained checkpoint, N = 2,000)
+#: PCA to 50 dims and Annoy each cost about 0.005.
 EXACT_KNN_BUDGET = 2.5e11
 
 #: Below this many rows the kNN graph is exact whatever the budget says.

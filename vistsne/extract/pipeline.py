@@ -87,9 +87,9 @@ def loader_workers(requested: int | None, loader_cfg) -> int:
 
     The cap keeps loading from taking the cores the forward pass runs on: on
     a 2-core machine an ImageNet config's 5 workers preempted torch's threads
-    (`make bench`, ResNet-50 at 224 px: 0.80-0.98 of the bare forward loop
-    with 5 workers, 0.93 with 1). It never raises a config's count, and an
-    explicit ``--num-workers`` is taken as it is.
+    (ResNet-50 at 224 px, the pairs of `make bench` run by hand: 0.80-0.98 of
+    the bare forward loop with 5 workers, 0.93 with 1). It never raises a
+    config's count, and an explicit ``--num-workers`` is taken as it is.
     """
     if requested is not None:
         return int(requested)
