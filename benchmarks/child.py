@@ -105,11 +105,11 @@ def job_checkpoint(args):
 
 def job_extract_entry(args):
     """Extract (or grow) the bench entry with the library, as ``vistsne extract`` does."""
-    from vistsne.extract import ExtractParams, extract
+    from vistsne.extract import ExtractParams, extract_entry
     from vistsne.store import Store
 
     params = ExtractParams(**args["params"])
-    res = extract(params, Store(args["store"]), show_progress=True)
+    res = extract_entry(Store(args["store"]), params, progress=True)
     return {**res.to_json(), "maxrss_mb": maxrss_mb()}
 
 
@@ -117,7 +117,8 @@ def job_features(args):
     """The bench entry's rows at each N (class-balanced, N/10 per class) saved as .npy."""
     import numpy as np
 
-    from vistsne.embed.cached import RowSelection, select_cached_rows
+    from vistsne.embed.entry import select_cached_rows
+    from vistsne.selection import RowSelection
     from vistsne.store import Store
 
     st = Store(args["store"], mode="r")
@@ -139,7 +140,8 @@ def job_small_store(args):
     """A store holding the bench entry's rows of one N and one stage only (same key, same rows)."""
     import numpy as np
 
-    from vistsne.embed.cached import RowSelection, select_cached_rows
+    from vistsne.embed.entry import select_cached_rows
+    from vistsne.selection import RowSelection
     from vistsne.store import Store
 
     src = Store(args["store"], mode="r")
@@ -401,7 +403,7 @@ def job_extract_pair(args):
     import sklearn.datasets  # noqa: F401  (the digits come from scikit-learn)
     import sklearn.model_selection  # noqa: F401
     import vistsne.extract.digits  # noqa: F401
-    from vistsne.extract import ExtractParams, entry_key, extract
+    from vistsne.extract import ExtractParams, entry_key, extract_entry
     from vistsne.extract.checkpoint import apply_checkpoint
     from vistsne.extract.model import build_model
     from vistsne.store import Store
@@ -417,7 +419,7 @@ def job_extract_pair(args):
     t0 = time.perf_counter()
     if prof:
         prof.enable()
-    res = extract(params, Store(args["store"]), show_progress=False)
+    res = extract_entry(Store(args["store"]), params, progress=False)
     if prof:
         prof.disable()
     out["vistsne_seconds"] = time.perf_counter() - t0
@@ -452,7 +454,7 @@ def job_extract_pair(args):
         out["bare_seconds"] = time.perf_counter() - t0
     out["bare_rows"] = n
     out["batch_size"] = bs
-    from vistsne.extract.pipeline import loader_workers
+    from vistsne.extract.entry import loader_workers
 
     out["num_workers"] = loader_workers(params.num_workers, cfg.test_dataloader)
     return out

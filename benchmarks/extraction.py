@@ -28,12 +28,12 @@ TARGET = 0.85
 R50_CONFIG = "mmpretrain::resnet/resnet50_8xb32_in1k.py"
 
 PROFILE_TARGETS = {
-    "whole extract()": ("vistsne/extract/pipeline.py", "extract"),
-    "entry key (config parse, hashing)": ("vistsne/extract/pipeline.py", "entry_key"),
+    "whole extract()": ("vistsne/extract/entry.py", "extract_entry"),
+    "entry key (config parse, hashing)": ("vistsne/extract/entry.py", "entry_key"),
     "build dataset": ("vistsne/extract/model.py", "build_dataset"),
     "build model": ("vistsne/extract/model.py", "build_model"),
     "load checkpoint": ("vistsne/extract/checkpoint.py", "apply_checkpoint"),
-    "provenance": ("vistsne/extract/pipeline.py", "_provenance"),
+    "provenance": ("vistsne/extract/entry.py", "_provenance"),
     "data loading (DataLoader next)": ("torch/utils/data/dataloader.py", "__next__"),
     "data preprocessor": ("mmpretrain/models/utils/data_preprocessor.py", "forward"),
     "forward, every stage (StageReader)": ("vistsne/extract/model.py", "__call__"),

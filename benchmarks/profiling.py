@@ -32,10 +32,10 @@ RUN_TARGETS = {
     "whole run()": ("vistsne/run.py", "run"),
     "imports (all, cumulative)": ("<frozen importlib._bootstrap>", "_find_and_load"),
     "load config": ("vistsne/extract/config.py", "load_config"),
-    "extract (inference)": ("vistsne/extract/pipeline.py", "extract"),
+    "extract (inference)": ("vistsne/extract/entry.py", "extract_entry"),
     "extract: build dataset": ("vistsne/extract/model.py", "build_dataset"),
     "extract: forward, every stage": ("vistsne/extract/model.py", "__call__"),
-    "embed (t-SNE + metrics)": ("vistsne/embed/cached.py", "embed_entry"),
+    "embed (t-SNE + metrics)": ("vistsne/embed/entry.py", "embed_entry"),
     "render (png)": ("vistsne/render/static.py", "render_map"),
 }
 

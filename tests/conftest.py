@@ -79,12 +79,12 @@ def random_checkpoint(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def _extracted_store(tmp_path_factory) -> tuple[str, str]:
     """A store with one digits entry: random init, 3 classes x 20 rows, every stage."""
-    from vistsne.extract import ExtractParams, extract
+    from vistsne.extract import ExtractParams, extract_entry
     from vistsne.store import Store
 
     path = str(tmp_path_factory.mktemp("extracted") / "store.zarr")
-    res = extract(ExtractParams(config=DEMO_CONFIG, max_num_class=3, max_num_samples=20, device="cpu"),
-                  Store(path), show_progress=False)
+    res = extract_entry(Store(path), ExtractParams(config=DEMO_CONFIG, max_num_class=3, max_num_samples=20,
+                                                   device="cpu"), progress=False)
     return path, res.entry
 
 

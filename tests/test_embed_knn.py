@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.manifold import trustworthiness as sk_trustworthiness
 
-from vistsne.embed.knn import exact_knn, knn_accuracy_from_graph
+from vistsne.embed.neighbors import exact_knn, knn_accuracy_from_graph
 from vistsne.embed.metrics import graph_knn_accuracy, knn_accuracy, trust_reference, trustworthiness
 
 

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from vistsne.cli import cli
 from vistsne.embed import EmbedParams, SweepStats
-from vistsne.embed.cached import RowSelection, embed_entry
+from vistsne.embed.entry import embed_entry
+from vistsne.selection import RowSelection
 from vistsne.errors import FeatureError, NotFoundError, ParamError, StageError
 from vistsne.store import Store
 

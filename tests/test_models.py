@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from vistsne.errors import ParamError, StageError
-from vistsne.extract import ExtractParams, extract
+from vistsne.extract import ExtractParams, extract_entry
 from vistsne.store import Store
 
 from .conftest import write_image_tree
@@ -71,7 +71,7 @@ def _vit(tmp_path: Path, out_type: str, **backbone) -> str:
 def _run(config: str, store_path: str, tree: Path | None, **kw):
     params = ExtractParams(config=config, images=None if tree is None else str(tree), device="cpu",
                            num_workers=0, **kw)
-    return extract(params, Store(store_path), show_progress=False)
+    return extract_entry(Store(store_path), params, progress=False)
 
 
 def _features(store_path: str, res, rows: int = 4) -> dict[str, np.ndarray]:

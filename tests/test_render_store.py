@@ -12,7 +12,7 @@ from PIL import Image
 
 from vistsne.cli import cli
 from vistsne.embed import EmbedParams
-from vistsne.embed.cached import embed_entry
+from vistsne.embed.entry import embed_entry
 from vistsne.store import Store
 
 from .conftest import ROOT
@@ -48,11 +48,11 @@ def test_one_file_per_embedding_and_a_sweep_sheet(embedded, tmp_path):
     assert len(sheet) == 1
     Image.open(sheet[0]).verify()
     # the sheet's grid: stages as rows, perplexities as columns, every cell filled
-    from vistsne.render.from_store import choose_embeddings, load_map, sheet_grid, sweep_groups
+    from vistsne.render.entry import choose_embeddings, load_map, sheet_grid, sweep_groups
 
     st = Store(path)
     meta = st.entry_meta(key)
-    loaded = [load_map(st, key, e, meta, None, with_thumbs=False) for e in choose_embeddings(st, key)]
+    loaded = [load_map(st, key, e, meta, with_thumbs=False) for e in choose_embeddings(st, key)]
     (group,) = sweep_groups(loaded).values()
     grid, rows, cols = sheet_grid(group)
     assert sorted(rows) == ["neck", "pre_logits"] and cols == ["perplexity 4", "perplexity 8"]

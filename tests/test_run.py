@@ -278,7 +278,7 @@ def test_run_layout_and_second_run_without_inference(tmp_path, store_path, monke
     wd = tmp_path / "wd"
     base = (DEMO_CONFIG, "--store", store_path, "--work-dir", wd, *DEMO_ROWS, "--device", "cpu")
     summary, out = _run_ok(*base, "--perplexity", "3", *FAST, "--legend")
-    assert "inference on 12 new rows" in summary and "1 t-SNE maps (1 new)" in summary
+    assert "inference on 12 new rows" in summary and "1 t-SNE map (1 new)" in summary
     assert out.parent == wd and TSNE_DIR.match(out.name)
     assert {p.name for p in out.iterdir()} == {"tsne.log", "feat_neck.npy", "feat_neck.png"}
     feats = np.load(out / "feat_neck.npy")
@@ -297,13 +297,13 @@ def test_run_layout_and_second_run_without_inference(tmp_path, store_path, monke
     t_sne = ("--perplexity", "2", "--n-iter", "350", "--early-exaggeration", "8", "--learning-rate", "150",
              "--init", "pca", "--seed", "3", "--n-iter-without-progress", "100")
     summary2, out2 = _run_ok(*base, *t_sne)
-    assert "cache hit, no inference" in summary2 and "1 t-SNE maps (1 new)" in summary2
+    assert "cache hit, no inference" in summary2 and "1 t-SNE map (1 new)" in summary2
     assert out2 != out and out2.parent == wd
     assert "cache hit, no inference" in (out2 / "tsne.log").read_text()
     np.testing.assert_array_equal(np.load(out2 / "feat_neck.npy"), feats)  # same features, reused
     # the same flags again: the map too comes from the store
     summary3, out3 = _run_ok(*base, *t_sne, "--format", "png,svg")
-    assert "1 t-SNE maps (0 new)" in summary3 and "cache hit, no inference" in summary3
+    assert "1 t-SNE map (0 new)" in summary3 and "cache hit, no inference" in summary3
     assert {p.name for p in out3.iterdir()} == {"tsne.log", "feat_neck.npy", "feat_neck.png", "feat_neck.svg"}
     # --legend draws the legend in the PNG (it widens the figure; same map otherwise)
     summary4, out4 = _run_ok(*base, "--perplexity", "3", *FAST)

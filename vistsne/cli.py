@@ -43,7 +43,8 @@ def handle_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         ctx = click.get_current_context()
-        debug = bool(ctx.find_root().params.get("debug") or kwargs.get("debug"))
+        debug = bool(ctx.find_root().params.get("debug") or kwargs.get("debug")
+                     or "--debug" in (kwargs.get("args") or ()))
         if kwargs.get("debug"):  # the command's own --debug, after the group's logging set-up
             _setup_logging(True)
         try:
@@ -68,6 +69,10 @@ def handle_errors(fn):
             sys.exit(1)
 
     return wrapper
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def _emit(as_json: bool, payload, summary: str) -> None:
@@ -112,13 +117,16 @@ def model_options(fn):
 
 
 def selection_options(fn):
+    from .selection import DEFAULT_MAX_NUM_CLASS, DEFAULT_MAX_NUM_SAMPLES
+
     opts = [
         click.option("--class-idx", multiple=True, type=int, metavar="I",
                      help="Class indices: --class-idx 0 1 2 (as vis_tsne.py) or repeat the flag. "
                           "Default: the first --max-num-class classes."),
-        click.option("--max-num-class", default=20, show_default=True, type=int, help="The first N classes."),
-        click.option("--max-num-samples", default=100, show_default=True, type=int,
-                     help="The most samples per class."),
+        click.option("--max-num-class", default=str(DEFAULT_MAX_NUM_CLASS), show_default=True, metavar="N|all",
+                     help="The first N classes, or all."),
+        click.option("--max-num-samples", default=str(DEFAULT_MAX_NUM_SAMPLES), show_default=True,
+                     metavar="N|all", help="The most samples per class, or all."),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -136,10 +144,17 @@ def _class_idx(values) -> tuple[int, ...] | None:
     return tuple(int(v) for v in values) if values else None
 
 
-def _open_store(path, mode="a"):
-    from .store import Store
+def _selection(class_idx, max_num_class, max_num_samples):
+    from .selection import RowSelection, parse_limit
 
-    return Store(path, mode=mode)
+    return RowSelection(_class_idx(class_idx), parse_limit(max_num_class, "--max-num-class"),
+                        parse_limit(max_num_samples, "--max-num-samples")).validate()
+
+
+def _open_store(path, mode="a"):
+    from .pipeline import open_store
+
+    return open_store(path, mode)
 
 
 class _Group(click.Group):
@@ -198,17 +213,18 @@ def extract(config, checkpoint, test_cfg, cfg_options, images, pool, dtype, trus
     configs/<dir>/<name>.py (taken from the installed mmpretrain if not on disk).
     The same inputs again are a cache hit that runs no inference.
     """
+    from . import pipeline
     from .extract import ExtractParams
-    from .extract import extract as run_extract
 
+    sel = _selection(class_idx, max_num_class, max_num_samples)
     params = ExtractParams(config=config, checkpoint=checkpoint, test_cfg=test_cfg,
                            cfg_options=_split_multi(cfg_options), images=images, vis_stage=vis_stage,
-                           class_idx=_class_idx(class_idx), max_num_class=max_num_class,
-                           max_num_samples=max_num_samples, device=device, batch_size=batch_size,
+                           class_idx=sel.class_idx, max_num_class=sel.max_num_class,
+                           max_num_samples=sel.max_num_samples, device=device, batch_size=batch_size,
                            num_workers=num_workers, pool=pool, dtype=dtype,
                            trust_checkpoint=trust_checkpoint, flush_rows=flush_rows).validate()
     store = _open_store(store_path)
-    res = run_extract(params, store, show_progress=_progress_enabled() and not as_json)
+    res = pipeline.extract(store, params, progress=_progress_enabled() and not as_json)
     stages = ", ".join(f"{k} ({v})" for k, v in res.stages.items())
     what = "cache hit, no inference" if res.cached else f"{res.new_rows} new rows computed"
     _emit(as_json, res.to_json(),
@@ -244,11 +260,11 @@ def _entry_args(fn):
     return model_options(fn)
 
 
-def _find_entry(st, entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype):
-    from .entries import find_entry
+def _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype):
+    from .locate import EntryRef
 
-    return find_entry(st, entry, config, checkpoint=checkpoint, test_cfg=test_cfg,
-                      cfg_options=_split_multi(cfg_options), images=images, pool=pool, dtype=dtype)
+    return EntryRef(entry=entry, config=config, checkpoint=checkpoint, test_cfg=test_cfg,
+                    cfg_options=_split_multi(cfg_options), images=images, pool=pool, dtype=dtype)
 
 
 def tsne_options(fn):
@@ -291,10 +307,6 @@ def build_embed_params(perplexity, n_iter, early_exaggeration, learning_rate, n_
                  init=_csv(init, str, "--init"), seed=_csv(seed, int, "--seed"))
 
 
-def _n_jobs(n_jobs):
-    return n_jobs if n_jobs else (os.cpu_count() or 1)
-
-
 @cli.command()
 @_entry_args
 @click.option("--stage", "stages", multiple=True, metavar="NAME",
@@ -314,24 +326,26 @@ def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype,
     The entry is --entry KEY, or CONFIG [--checkpoint] (its key is computed,
     nothing runs), or the most recent entry. Lists sweep: --perplexity 5,30,50.
     """
-    from .embed.cached import RowSelection, embed_entry, metrics_table
+    from . import pipeline
+    from .embed.entry import metrics_table
 
     t0 = time.perf_counter()
     params = build_embed_params(perplexity, n_iter, early_exaggeration, learning_rate, n_components, init,
                                 n_iter_without_progress, pca_dims, seed, method)
+    sel = _selection(class_idx, max_num_class, max_num_samples)
     st = _open_store(store_path)
-    key = _find_entry(st, entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype)
-    stage_list = _split_multi(stages) or ("all",)
-    records = embed_entry(st, key, stage_list, params,
-                          RowSelection(_class_idx(class_idx), max_num_class, max_num_samples),
-                          n_jobs=_n_jobs(n_jobs), progress=_progress_enabled() and not as_json)
+    ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype)
+    done = pipeline.embed(st, ref, _split_multi(stages) or ("all",), params, sel, n_jobs=n_jobs,
+                          progress=_progress_enabled() and not as_json)
+    key, records = done.entry, done.records
     if as_json:
         click.echo(json.dumps([r.to_json() for r in records]))
         return
     click.echo(metrics_table(records))
     new = sum(not r.cached for r in records)
-    click.echo(f"embed: entry {key[:12]}: {len(records)} maps ({new} new, {len(records) - new} cached) over "
-               f"{len({r.stage for r in records})} stages in {time.perf_counter() - t0:.1f}s; store {st.path}")
+    n_stages = len({r.stage for r in records})
+    click.echo(f"embed: entry {key[:12]}: {_plural(len(records), 'map')} ({new} new, {len(records) - new} cached) "
+               f"over {_plural(n_stages, 'stage')} in {time.perf_counter() - t0:.1f}s; store {st.path}")
 
 
 # ------------------------------------------------------------------- render
@@ -355,8 +369,8 @@ def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype,
 def render(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, trust_checkpoint, stages,
            embeddings, out_dir, formats, legend, show, point_size, dpi, mosaic, store_path, as_json, debug):
     """Figures from the store alone: one per map, sweep sheets, an HTML page."""
+    from . import pipeline
     from .render import RenderParams
-    from .render.from_store import render_entry
 
     t0 = time.perf_counter()
     params = RenderParams(formats=RenderParams.parse_formats(formats), legend=legend, point_size=point_size,
@@ -365,13 +379,13 @@ def render(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype
 
     check_out_dir(out_dir)
     st = _open_store(store_path, "r")
-    key = _find_entry(st, entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype)
-    res = render_entry(st, key, out_dir, params, stages=_split_multi(stages),
-                       embeddings=_split_multi(embeddings) or ("all",),
-                       progress=_progress_enabled() and not as_json)
+    ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype)
+    res = pipeline.render(st, ref, out_dir, params, stages=_split_multi(stages),
+                          embeddings=_split_multi(embeddings) or ("all",),
+                          progress=_progress_enabled() and not as_json)
     _emit(as_json, res.to_json(),
-          f"render: entry {key[:12]}: {res.maps} maps, {res.sheets} sweep sheets, {len(res.files)} files "
-          f"in {time.perf_counter() - t0:.1f}s; output {res.out_dir}")
+          f"render: entry {res.entry[:12]}: {_plural(res.maps, 'map')}, {_plural(res.sheets, 'sweep sheet')}, "
+          f"{_plural(len(res.files), 'file')} in {time.perf_counter() - t0:.1f}s; output {res.out_dir}")
 
 
 # ---------------------------------------------------------------------- run
@@ -383,8 +397,12 @@ def run(args):
     """Drop-in for MMPretrain's vis_tsne.py: same arguments, cached (run --help for them)."""
     from .run import run as run_reference
 
-    res = run_reference(list(args), show_progress=_progress_enabled())
-    click.echo(res.summary())
+    args = list(args)
+    as_json = "--json" in args
+    if "--debug" in args:
+        _setup_logging(True)
+    res = run_reference(args, show_progress=_progress_enabled() and not as_json)
+    _emit(as_json, res.to_json(), res.summary())
 
 
 # --------------------------------------------------------------------- demo

@@ -3,45 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
-import shlex
-from typing import Sequence
-
-from .errors import NotFoundError
 from .store import Store
-
-
-def extract_command(config: str, checkpoint: str | None = None, extra: Sequence[str] = ()) -> str:
-    parts = ["vistsne", "extract", config]
-    if checkpoint:
-        parts += ["--checkpoint", checkpoint]
-    parts += list(extra)
-    return " ".join(shlex.quote(p) for p in parts)
-
-
-def find_entry(store: Store, entry: str | None = None, config: str | None = None, *,
-               checkpoint: str | None = None, test_cfg: str | None = None,
-               cfg_options: Sequence[str] = (), images: str | None = None, pool: str = "avg",
-               dtype: str = "float32") -> str:
-    """The entry by key/prefix, by config+checkpoint (key computed, no inference), or the latest."""
-    if entry:
-        return store.resolve_entry(entry)
-    if config:
-        from .extract import ExtractParams, entry_key
-
-        params = ExtractParams(config=config, checkpoint=checkpoint, test_cfg=test_cfg,
-                               cfg_options=tuple(cfg_options), images=images, pool=pool, dtype=dtype)
-        key = entry_key(params).key
-        if not store.has_entry(key):
-            extra = []
-            if test_cfg:
-                extra += ["--test-cfg", test_cfg]
-            if images:
-                extra += ["--images", images]
-            raise NotFoundError(f"no entry for {config} with checkpoint {checkpoint or 'none (random init)'} "
-                                f"in store {store.path}",
-                                f"run `{extract_command(config, checkpoint, extra)}` first")
-        return key
-    return store.latest_entry()
 
 
 def entry_summary(store: Store, key: str) -> dict:

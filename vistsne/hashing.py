@@ -11,9 +11,10 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
+
+from .atomic import atomic_write_text
 
 SCHEMA_VERSION = 1
 
@@ -88,10 +89,7 @@ def file_sha256(path: str | os.PathLike, use_cache: bool = True) -> str:
         cache[stamp] = digest
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=cache_file.parent, suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                json.dump(cache, f)
-            os.replace(tmp, cache_file)
+            atomic_write_text(cache_file, json.dumps(cache))
         except OSError:
             pass  # a read-only cache folder only costs speed
     return digest

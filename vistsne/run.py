@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ParamError, RenderError, StageError, VistsneError
+from .errors import ParamError, RenderError, VistsneError
+from .stages import arrays_for as stage_arrays
 
 log = logging.getLogger("vistsne")
 
@@ -32,10 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vistsne run",
         description="t-SNE visualization, as MMPretrain's vis_tsne.py, cached: extract, embed and "
-                    "render through the vistsne store.")
+                    "render through the vistsne store.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("config", help="tsne config file path")
-    p.add_argument("--checkpoint", default=None, help="checkpoint file")
-    p.add_argument("--work-dir", help="the dir to save logs and models")
+    p.add_argument("--checkpoint", default=None, help="checkpoint file or URL (default: random init)")
+    p.add_argument("--work-dir", help="the folder that gets tsne_<time>/ with the log, features and figures "
+                   "(default: the config's work_dir, else work_dirs/<config folder>/<config name>)")
     p.add_argument("--test-cfg", help="tsne config file path to load config of test dataloader.")
     p.add_argument("--vis-stage", choices=["backbone", "neck", "pre_logits"],
                    help="The visualization stage of the model (default: the model's own, neck for "
@@ -71,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, default=None, help="inference batch size (default: the config's)")
     g.add_argument("--trust-checkpoint", action="store_true",
                    help="load checkpoints with arbitrary pickled objects (trusted sources only)")
+    g.add_argument("--json", action="store_true", help="print one JSON document instead of the summary line")
+    g.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     return p
 
 
@@ -127,19 +132,6 @@ def make_out_dir(work_dir: str) -> Path:
                               "pass a writable --work-dir") from e
 
 
-def stage_arrays(stages: dict[str, int], vis_stage: str | None) -> list[str]:
-    """The stored arrays a reference ``--vis-stage`` stands for (None: the model's default)."""
-    names = list(stages)
-    if vis_stage is None:
-        chosen = [s for s in names if s.split(".")[0] == "neck"] or [s for s in names if s.startswith("backbone")]
-    else:
-        chosen = [s for s in names if s.split(".")[0] == vis_stage]
-    if not chosen:
-        raise StageError(f"stage {vis_stage or 'neck'} is unknown for this model; it has: {', '.join(names)}",
-                         "pass --vis-stage backbone, neck or pre_logits")
-    return chosen
-
-
 @dataclass
 class RunResult:
     out_dir: Path
@@ -155,21 +147,28 @@ class RunResult:
         ext = ("features from the store (cache hit, no inference)" if self.extract_cached
                else f"inference on {self.new_rows} new rows")
         new_maps = sum(not r.cached for r in self.maps)
-        return (f"run: {self.rows} samples, {ext}; {len(self.maps)} t-SNE maps ({new_maps} new); "
-                f"{len(self.files)} files in {self.seconds:.1f}s; output {self.out_dir}")
+        return (f"run: {self.rows} samples, {ext}; {_plural(len(self.maps), 't-SNE map')} ({new_maps} new); "
+                f"{_plural(len(self.files), 'file')} in {self.seconds:.1f}s; output {self.out_dir}")
+
+    def to_json(self) -> dict:
+        return {"out_dir": str(self.out_dir), "entry": self.entry, "extract_cached": self.extract_cached,
+                "rows": self.rows, "new_rows": self.new_rows, "maps": [r.to_json() for r in self.maps],
+                "files": [str(f) for f in self.files], "seconds": round(self.seconds, 3)}
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def run(argv: list[str], *, show_progress: bool = True) -> RunResult:
-    """Parse ``argv`` like the reference and run extract -> embed -> render."""
+    """Parse ``argv`` like the reference and run extract -> embed -> render through the orchestrator."""
+    import shutil
+
+    from . import pipeline
     from .embed import EmbedParams
-    from .embed.cached import RowSelection, embed_entry
-    from .extract import ExtractParams, extract
+    from .extract import ExtractParams
     from .extract.config import load_config
     from .render import RenderParams
-    from .render.from_store import load_map
-    from .render.static import render_map
-    from .render.html import render_html
-    from .store import Store
 
     t0 = time.perf_counter()
     args = build_parser().parse_args(argv)
@@ -192,6 +191,7 @@ def run(argv: list[str], *, show_progress: bool = True) -> RunResult:
     # the work dir first (the reference logs there from the start)
     loaded = load_config(args.config, xparams.cfg_options, args.test_cfg, None)
     work_dir = args.work_dir or default_work_dir(args.config, loaded.cfg.get("work_dir"))
+    store = pipeline.open_store(args.store)
     out_dir = make_out_dir(work_dir)
     handler = logging.FileHandler(out_dir / "tsne.log")
     handler.setFormatter(logging.Formatter("%(asctime)s - vistsne - %(levelname)s - %(message)s"))
@@ -199,39 +199,33 @@ def run(argv: list[str], *, show_progress: bool = True) -> RunResult:
     prev_level = log.level
     if log.level == logging.NOTSET or log.level > logging.INFO:
         log.setLevel(logging.INFO)
+    ok = False
     try:
         log.info("vistsne run %s", " ".join(argv))
         if args.learning_rate:
             log.info("learning rate %g (scikit-learn units, as vis_tsne.py) = %g in openTSNE units",
                      args.learning_rate, args.learning_rate * SKLEARN_LR_FACTOR)
-        store = Store(args.store)
-        res = extract(xparams, store, show_progress=show_progress)
+        request = pipeline.Request(
+            extract=xparams, out_dir=out_dir, stages=lambda dims: stage_arrays(dims, args.vis_stage),
+            embed=[eparams], render=rparams, names=lambda rec: f"feat_{rec.stage}", html_name="tsne.html",
+            sheets=False)
+        out = pipeline.run(store, request, progress=show_progress)
+        res = out.extracted
         log.info("features: entry %s, %d samples (%s)", res.entry[:12], res.rows,
                  "cache hit, no inference" if res.cached else f"{res.new_rows} computed")
-        arrays = stage_arrays(res.stages, args.vis_stage)
-        selection = RowSelection(xparams.class_idx, xparams.max_num_class, xparams.max_num_samples)
-        records = embed_entry(store, res.entry, arrays, [eparams], selection,
-                              n_jobs=os.cpu_count() or 1, progress=show_progress)
-        meta = store.entry_meta(res.entry)
         files: list[Path] = []
-        maps = []
-        for rec in records:
-            feats = store.read_rows(res.entry, store.read_embedding(res.entry, rec.key)[1], rec.stage)
+        for rec in out.records:
             npy = out_dir / f"feat_{rec.stage}.npy"
-            np.save(npy, feats)
+            np.save(npy, store.read_rows(res.entry, store.read_embedding(res.entry, rec.key)[1], rec.stage))
             files.append(npy)
-            info = store.embedding(res.entry, rec.key)
-            m = load_map(store, res.entry, info, meta, None, with_thumbs="html" in formats)
-            m.name = f"feat_{rec.stage}"
-            maps.append(m)
-            files += render_map(m, out_dir, rparams)
             log.info("stage %s: t-SNE %s, 10-NN accuracy in the map %.3f", rec.stage,
                      "from the store" if rec.cached else f"in {rec.seconds:.1f}s",
                      rec.metrics.get("knn_acc_map", float("nan")))
-        if "html" in formats:
-            files.append(render_html(maps, out_dir / "tsne.html"))
+        files += out.files
         log.info("Save features and results to %s", out_dir)
-        return RunResult(out_dir, res.entry, res.cached, res.new_rows, res.rows, records, files,
+        files.append(out_dir / "tsne.log")
+        ok = True
+        return RunResult(out_dir, res.entry, res.cached, res.new_rows, res.rows, out.records, files,
                          time.perf_counter() - t0)
     except VistsneError as e:  # into tsne.log too; the CLI prints it once on stderr
         handler.stream.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} - vistsne - ERROR - {e.one_line()}\n")
@@ -240,3 +234,5 @@ def run(argv: list[str], *, show_progress: bool = True) -> RunResult:
         log.removeHandler(handler)
         handler.close()
         log.setLevel(prev_level)
+        if not ok:  # a failed run leaves no tsne_<time>/ folder behind (the error went to stderr)
+            shutil.rmtree(out_dir, ignore_errors=True)

@@ -11,23 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .neighbors import cv_folds, knn_accuracy_from_graph, nearest
+
 METRIC_KEYS = ("kl_divergence", "knn_acc_map", "knn_acc_features", "trustworthiness")
-
-
-def _splits(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Train/test index pairs: stratified when every class has ``folds`` members."""
-    from sklearn.model_selection import KFold, StratifiedKFold
-
-    n = len(labels)
-    n_splits = max(2, min(int(folds), n))
-    _, counts = np.unique(labels, return_counts=True)
-    if counts.min() >= n_splits:
-        splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        return list(splitter.split(np.zeros(n), labels))
-    # Some class is smaller than the number of folds: stratification is not
-    # possible for it, so fall back to plain shuffled folds.
-    splitter = KFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(n)))
 
 
 def knn_accuracy(X: np.ndarray, labels: np.ndarray, k: int = 10, folds: int = 5,
@@ -53,7 +39,7 @@ def knn_accuracy(X: np.ndarray, labels: np.ndarray, k: int = 10, folds: int = 5,
     correct = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for train, test in _splits(codes, folds, seed):
+        for train, test in cv_folds(codes, folds, seed):
             clf = KNeighborsClassifier(n_neighbors=max(1, min(int(k), len(train))))
             clf.fit(X[train], codes[train])
             correct += int(np.sum(clf.predict(X[test]) == codes[test]))
@@ -92,14 +78,6 @@ def _sq_distances(A: np.ndarray) -> np.ndarray:
     np.maximum(d2, 0.0, out=d2)
     np.fill_diagonal(d2, np.inf)
     return d2
-
-
-def _neighbors(Y: np.ndarray, k: int) -> np.ndarray:
-    """Each row's ``k`` nearest other rows of ``Y``, nearest first (a k-d tree up to 3 dims)."""
-    from sklearn.neighbors import NearestNeighbors
-
-    algorithm = "kd_tree" if Y.shape[1] <= 3 else "brute"
-    return NearestNeighbors(n_neighbors=k, algorithm=algorithm).fit(Y).kneighbors(return_distance=False)
 
 
 def trust_reference(X: np.ndarray, max_samples: int = 2000, seed: int = 0) -> TrustReference:
@@ -141,7 +119,7 @@ def trustworthiness(X: np.ndarray | None, Y: np.ndarray, k: int = 10, max_sample
     k = min(int(k), (n - 1) // 2)  # scikit-learn needs k < n / 2
     if k < 1:
         return float("nan")
-    near = _neighbors(np.asarray(Y[rows], dtype=np.float64), k)  # each row's k map neighbours
+    near = nearest(np.asarray(Y[rows], dtype=np.float64), k)  # each row's k map neighbours
     penalty = 0
     chunk = max(1, 2**22 // (k * n))
     for start in range(0, n, chunk):
@@ -160,11 +138,9 @@ def graph_knn_accuracy(X: np.ndarray, labels: np.ndarray, k: int = 10, folds: in
     Finds each row's ``3k`` nearest rows once (exactly: a k-d tree for maps of
     up to 3 dims, a brute-force search otherwise) and reads the
     cross-validated accuracy off that graph with
-    :func:`~vistsne.embed.knn.knn_accuracy_from_graph`: the same folds and
+    :func:`~vistsne.embed.neighbors.knn_accuracy_from_graph`: the same folds and
     votes, so the same number wherever no two distances tie.
     """
-    from .knn import knn_accuracy_from_graph
-
     X = np.asarray(X)
     if X.ndim == 1:
         X = X[:, None]
@@ -174,7 +150,7 @@ def graph_knn_accuracy(X: np.ndarray, labels: np.ndarray, k: int = 10, folds: in
     n = len(X)
     if n < 2:
         return float("nan")
-    neighbors = _neighbors(np.asarray(X, dtype=np.float64), min(n - 1, 3 * int(k)))
+    neighbors = nearest(np.asarray(X, dtype=np.float64), min(n - 1, 3 * int(k)))
     return knn_accuracy_from_graph(X, labels, neighbors, k=k, folds=folds, seed=seed)
 
 

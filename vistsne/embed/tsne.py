@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from vistsne.embed.knn import exact_knn, knn_accuracy_from_graph
+from vistsne.embed.neighbors import exact_knn, knn_accuracy_from_graph
 from vistsne.embed.metrics import graph_knn_accuracy, map_metrics, trust_reference
 from vistsne.embed.params import EmbedParams, check_data, resolve
 from vistsne.errors import FeatureError, ParamError
@@ -305,7 +305,17 @@ def embed_many(X: np.ndarray, labels: np.ndarray, params_list: Iterable[EmbedPar
     params_list, resolved = _validate_all(X, labels, params_list, stage)
     stats = stats if stats is not None else SweepStats()
     n_jobs = max(1, int(n_jobs))
-    return _run_all(X, labels, params_list, resolved, n_jobs, progress, stats, feature_acc)
+    return _run_all(X, labels, params_list, resolved, n_jobs, progress, stats, feature_acc, stage)
+
+
+def describe(p: EmbedParams, params_list: list[EmbedParams]) -> str:
+    """``p``'s values of the parameters that differ across ``params_list`` (perplexity when none do)."""
+    fields = [f for f in ("perplexity", "seed", "n_iter", "early_exaggeration", "learning_rate", "init",
+                          "n_components", "pca_dims", "method")
+              if len({getattr(q, f) for q in params_list}) > 1] or ["perplexity"]
+    return ", ".join(f"{f.replace('_', ' ')} {getattr(p, f):g}" if isinstance(getattr(p, f), (int, float))
+                     and not isinstance(getattr(p, f), bool) else f"{f.replace('_', ' ')} {getattr(p, f)}"
+                     for f in fields)
 
 
 def knn_graph(Xp: np.ndarray, k: int, method: str, n_jobs: int) -> tuple[np.ndarray, np.ndarray]:
@@ -349,7 +359,7 @@ class _SharedBar:
 
 def _run_all(X: np.ndarray, labels: np.ndarray, params_list: list[EmbedParams],
              resolved: list[dict], n_jobs: int, progress: Any, stats: SweepStats,
-             feature_acc: float | None) -> Iterator[EmbedResult]:
+             feature_acc: float | None, stage: str = "features") -> Iterator[EmbedResult]:
     """The generator behind :func:`embed_many`, on checked inputs."""
     shared = {"feature_acc": feature_acc, "trust_ref": trust_reference(X)}
     groups: dict[tuple[int, str], list[int]] = {}
@@ -359,7 +369,7 @@ def _run_all(X: np.ndarray, labels: np.ndarray, params_list: list[EmbedParams],
     for (pca_dims, knn_method), members in groups.items():
         yield from _embed_group(X, labels, pca_dims, knn_method, members, params_list, resolved,
                                 n_jobs, stats, shared, progress, start=done,
-                                total=len(params_list))
+                                total=len(params_list), stage=stage)
         done += len(members)
 
 
@@ -375,7 +385,7 @@ def _feature_accuracy(X: np.ndarray, labels: np.ndarray, graph: np.ndarray | Non
 def _embed_group(X: np.ndarray, labels: np.ndarray, pca_dims: int, knn_method: str,
                  members: list[int], params_list: list[EmbedParams], resolved: list[dict],
                  n_jobs: int, stats: SweepStats, shared: dict, progress: Any, *, start: int,
-                 total: int) -> Iterator[EmbedResult]:
+                 total: int, stage: str = "features") -> Iterator[EmbedResult]:
     """All maps that share one preprocessed array (and so one kNN graph)."""
     Xp = preprocess(X, pca_dims, PREPROCESS_SEED)
     stats.preprocess_runs += 1
@@ -439,7 +449,7 @@ def _embed_group(X: np.ndarray, labels: np.ndarray, pca_dims: int, knn_method: s
     if at_once == 1:
         for number, job in enumerate(jobs, start + 1):
             p = params_list[job[0]]
-            desc = f"t-SNE {number}/{total} (perplexity {p.perplexity:g}, seed {p.seed})"
+            desc = f"t-SNE {stage} {number}/{total} ({describe(p, params_list)})"
             bar = _make_bar(progress, p.n_iter, desc)
             try:
                 result = run(job, bar)
@@ -450,7 +460,7 @@ def _embed_group(X: np.ndarray, labels: np.ndarray, pca_dims: int, knn_method: s
 
     from concurrent.futures import ThreadPoolExecutor
 
-    desc = (f"t-SNE {start + 1}-{start + len(jobs)}/{total} "
+    desc = (f"t-SNE {stage} {start + 1}-{start + len(jobs)}/{total} "
             f"({at_once} at a time, {threads} thread{'s' if threads > 1 else ''} each)")
     outer = _make_bar(progress, sum(params_list[j[0]].n_iter for j in jobs), desc)
     bar = _SharedBar(outer)

@@ -5,6 +5,6 @@ inference runs.
 """
 
 from .params import ExtractParams
-from .pipeline import ExtractResult, KeyInfo, entry_key, extract
+from .entry import ExtractResult, KeyInfo, entry_key, extract_entry
 
-__all__ = ["ExtractParams", "ExtractResult", "KeyInfo", "entry_key", "extract"]
+__all__ = ["ExtractParams", "ExtractResult", "KeyInfo", "entry_key", "extract_entry"]

@@ -15,11 +15,11 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ..atomic import atomic_write
 from ..errors import CheckpointError, UnsafeCheckpointError
 
 log = logging.getLogger("vistsne")
@@ -72,10 +72,11 @@ def _fetch(url: str, dest: Path) -> Path:
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as resp:
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".part")
-            with os.fdopen(fd, "wb") as f:
-                shutil.copyfileobj(resp, f, length=1 << 20)
-        os.replace(tmp, dest)
+            def write(tmp):
+                with open(tmp, "wb") as f:
+                    shutil.copyfileobj(resp, f, length=1 << 20)
+
+            atomic_write(dest, write)
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", None) or e
         raise CheckpointError(f"checkpoint URL {url} could not be fetched ({reason})",

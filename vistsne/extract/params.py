@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..errors import ParamError
+from ..selection import DEFAULT_MAX_NUM_CLASS, DEFAULT_MAX_NUM_SAMPLES, RowSelection
 
 VIS_STAGES = ("backbone", "neck", "pre_logits", "all")
 POOLS = ("avg", "cls")
@@ -20,8 +21,8 @@ class ExtractParams:
     images: str | None = None
     vis_stage: str = "all"
     class_idx: tuple[int, ...] | None = None
-    max_num_class: int = 20
-    max_num_samples: int = 100
+    max_num_class: int | None = DEFAULT_MAX_NUM_CLASS    # None: all classes
+    max_num_samples: int | None = DEFAULT_MAX_NUM_SAMPLES  # None: every sample
     device: str | None = None          # None: cuda when available, else cpu (as the reference)
     batch_size: int | None = None      # None: the config's test_dataloader batch size
     num_workers: int | None = None     # None: the config's
@@ -40,20 +41,21 @@ class ExtractParams:
             raise ParamError(f"unknown --pool {self.pool!r}", "choose avg or cls")
         if self.dtype not in DTYPES:
             raise ParamError(f"unknown --dtype {self.dtype!r}", "choose float32 or float16")
-        for name in ("max_num_class", "max_num_samples"):
-            if getattr(self, name) < 1:
-                raise ParamError(f"--{name.replace('_', '-')} must be at least 1", "pass a positive number")
+        self.selection.validate()
         if self.batch_size is not None and self.batch_size < 1:
             raise ParamError("--batch-size must be at least 1", "pass a positive number")
         if self.num_workers is not None and self.num_workers < 0:
             raise ParamError("--num-workers must be 0 or more", "pass 0 to load in the main process")
-        if self.class_idx is not None and any(int(c) < 0 for c in self.class_idx):
-            raise ParamError(f"class index {min(self.class_idx)} is out of range", "class indices start at 0")
         if self.device is not None and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ParamError(f"unknown --device {self.device!r}", "use cpu, cuda or cuda:N")
         if not 8 <= self.thumb_size <= 256:
             raise ParamError("thumbnail size must be 8 to 256 px", "use the default 48")
         return self
+
+    @property
+    def selection(self) -> RowSelection:
+        """The rows asked for, as the other stages name them."""
+        return RowSelection(self.class_idx, self.max_num_class, self.max_num_samples)
 
     def key_fields(self) -> dict:
         """The parameters that change stored values (the rest do not enter the key)."""

@@ -1,4 +1,4 @@
-"""Exact k nearest neighbours, and what else the same graph answers.
+"""Neighbour search: the one module that finds nearest neighbours, and what a graph answers.
 
 :func:`exact_knn` finds every row's ``k`` nearest other rows (euclidean) by a
 brute-force search in chunks, so memory stays far below N x N.
@@ -9,7 +9,9 @@ higher 10-NN accuracy than PCA to 50 dims plus Annoy's approximate graph
 at about the same cost up to 20,000 rows.
 
 :func:`knn_accuracy_from_graph` turns such a graph into the cross-validated
-k-NN accuracy of the labels without another search.
+k-NN accuracy of the labels without another search. :func:`nearest` serves
+the metrics (map and feature neighbours); :func:`cv_folds` are the folds both
+accuracies use. Nothing here imports the metrics: they depend on this module.
 """
 
 from __future__ import annotations
@@ -44,12 +46,34 @@ def exact_knn(X: np.ndarray, k: int, *, n_jobs: int = 1) -> tuple[np.ndarray, np
     return np.asarray(indices, dtype=np.int64), np.asarray(distances, dtype=np.float64)
 
 
+def cv_folds(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Train/test index pairs: stratified when every class has ``folds`` members."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    n = len(labels)
+    n_splits = max(2, min(int(folds), n))
+    _, counts = np.unique(labels, return_counts=True)
+    if counts.min() >= n_splits:
+        splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        return list(splitter.split(np.zeros(n), labels))
+    # Some class is smaller than the number of folds: stratification is not
+    # possible for it, so fall back to plain shuffled folds.
+    splitter = KFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(n)))
+
+
+def nearest(Y: np.ndarray, k: int) -> np.ndarray:
+    """Each row's ``k`` nearest other rows of ``Y``, nearest first (a k-d tree up to 3 dims, else brute force)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    algorithm = "kd_tree" if Y.shape[1] <= 3 else "brute"
+    return NearestNeighbors(n_neighbors=k, algorithm=algorithm).fit(Y).kneighbors(return_distance=False)
+
+
 def _fold_ids(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
     """The fold of every row, as :func:`vistsne.embed.metrics.knn_accuracy` splits them."""
-    from .metrics import _splits
-
     fold = np.empty(len(labels), dtype=np.int64)
-    for f, (_, test) in enumerate(_splits(labels, folds, seed)):
+    for f, (_, test) in enumerate(cv_folds(labels, folds, seed)):
         fold[test] = f
     return fold
 

@@ -1,6 +1,7 @@
-"""Stage one: run the model once over the missing rows and store every stage.
+"""The extract stage over an entry of the store: run the model once over the missing rows.
 
-``entry_key`` computes an entry's content key without torch; ``extract`` is a
+``entry_key`` computes an entry's content key without torch; ``extract_entry``
+(this package's store-level entry point) is a
 cache hit (no torch, no mmpretrain) when the store already holds every
 selected row for every requested stage, and otherwise runs inference over the
 missing rows only, committing parts as it goes.
@@ -9,7 +10,6 @@ missing rows only, committing parts as it goes.
 from __future__ import annotations
 
 import logging
-import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -21,7 +21,7 @@ from .. import __version__
 from ..errors import DatasetError, StageError
 from ..hashing import SCHEMA_VERSION, file_sha256, sha256_json
 from ..progress import Progress
-from ..selection import select_rows
+from ..resources import available_cores
 from .checkpoint import resolve_checkpoint
 from .config import LoadedConfig, check_dataset, feature_spec, load_config
 from .params import ExtractParams
@@ -94,10 +94,10 @@ def loader_workers(requested: int | None, loader_cfg) -> int:
     if requested is not None:
         return int(requested)
     configured = int(loader_cfg.get("num_workers", 0) or 0)
-    return min(configured, max(1, (os.cpu_count() or 1) - 1))
+    return min(configured, max(1, available_cores() - 1))
 
 
-def extract(params: ExtractParams, store, *, show_progress: bool = True) -> ExtractResult:
+def extract_entry(store, params: ExtractParams, *, progress: bool = True) -> ExtractResult:
     """Extract the selected rows into ``store`` (a :class:`vistsne.store.Store`)."""
     t0 = time.perf_counter()
     params = params.validate()
@@ -106,8 +106,7 @@ def extract(params: ExtractParams, store, *, show_progress: bool = True) -> Extr
     if store.has_entry(key):
         meta = store.entry_meta(key)
         labels = store.dataset_labels(key)
-        indices, _ = select_rows(labels, len(meta["class_names"]), params.class_idx,
-                                 params.max_num_class, params.max_num_samples)
+        indices, _ = params.selection.rows(labels, len(meta["class_names"]))
         stages = _requested_stages(meta, params.vis_stage)
         if stages is not None:
             missing = np.setdiff1d(indices, np.fromiter(store.present(key, stages), np.int64))
@@ -115,7 +114,7 @@ def extract(params: ExtractParams, store, *, show_progress: bool = True) -> Extr
                 dims = {s: meta["stages"][s] for s in stages}
                 return ExtractResult(key, True, len(indices), 0, dims, time.perf_counter() - t0,
                                      store.path, indices, list(meta.get("notes", [])))
-    return _run_inference(params, info, store, show_progress, t0)
+    return _run_inference(params, info, store, progress, t0)
 
 
 def _provenance(params: ExtractParams, info: KeyInfo, device: str, class_names: list[str]) -> dict:
@@ -161,8 +160,7 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
     device = pick_device(params.device)
     dataset = build_dataset(cfg)
     labels, class_names = dataset_labels_and_classes(dataset)
-    indices, _ = select_rows(labels, len(class_names), params.class_idx,
-                             params.max_num_class, params.max_num_samples)
+    indices, _ = params.selection.rows(labels, len(class_names))
     if len(indices) == 0:
         raise DatasetError("no samples of the chosen classes in the test dataset",
                            "check --class-idx / --max-num-class")

@@ -1,4 +1,4 @@
-"""The built-in demo: train a digits checkpoint, then extract, embed, render.
+"""The demo's trainer: the digits checkpoint, trained once on the CPU.
 
 ``train_checkpoint`` trains the demo config's ResNet-18 on the digits train
 split with mmengine's Runner on the CPU and writes a plain checkpoint
@@ -211,8 +211,8 @@ def train_checkpoint(config: str = DEMO_CONFIG, out: str = DEMO_CHECKPOINT, *, e
     from mmengine.hooks import Hook
     from mmengine.runner import Runner
 
-    from .extract.config import load_config, quiet_mmengine
-    from .progress import Progress
+    from ..extract.config import load_config, quiet_mmengine
+    from ..progress import Progress
 
     quiet_mmengine()
     cfg: Config = load_config(config, import_custom_modules=True).cfg
@@ -328,7 +328,7 @@ def classification_accuracy(model, loader_cfg=None) -> float:
         with DefaultScope.overwrite_default_scope("mmpretrain"):
             ds = DATASETS.build(loader_cfg["dataset"].copy())
     else:
-        from .extract.digits import Digits
+        from ..extract.digits import Digits
 
         ds = Digits(split="test", pipeline=[dict(type="PackInputs")])
     was_training = model.training
@@ -345,64 +345,3 @@ def classification_accuracy(model, loader_cfg=None) -> float:
     finally:
         model.train(was_training)
     return correct / max(total, 1)
-
-
-# ------------------------------------------------------------ the demo run
-DEMO_STAGES = ("all",)
-
-
-class DemoResult:
-    def __init__(self, figures: list, entries: dict, accuracy: dict, out_dir: Path, comparison: Path):
-        self.figures = figures
-        self.entries = entries
-        self.accuracy = accuracy
-        self.out_dir = out_dir
-        self.comparison = comparison
-
-    def to_json(self) -> dict:
-        return {"figures": [str(f) for f in self.figures], "entries": self.entries,
-                "knn_acc_map_pre_logits": self.accuracy, "comparison": str(self.comparison)}
-
-    def summary(self, seconds: float) -> str:
-        acc = ", ".join(f"{k} {v:.3f}" for k, v in self.accuracy.items())
-        return (f"demo: pre_logits 10-NN accuracy in the map: {acc}; {len(self.figures)} figures in "
-                f"{seconds:.1f}s; see {self.comparison} (all figures in {self.out_dir})")
-
-
-def run_demo(store, out_dir: str, checkpoint: str = DEMO_CHECKPOINT, progress: bool = True) -> DemoResult:
-    """Extract the digits test split with the trained and the untrained model, embed, render.
-
-    Writes every map, the HTML page of each entry, and
-    ``demo_trained_vs_untrained.png``: the two ``pre_logits`` maps side by side.
-    """
-    from .embed import EmbedParams
-    from .embed.cached import RowSelection, embed_entry
-    from .extract import ExtractParams, extract
-    from .render import RenderParams
-    from .render.from_store import load_map, render_entry
-    from .render.static import render_sheet
-
-    out = Path(out_dir)
-    figures: list[Path] = []
-    entries: dict[str, str] = {}
-    accuracy: dict[str, float] = {}
-    pre_logits = {}
-    for label, ckpt in (("trained", checkpoint), ("untrained", None)):
-        res = extract(ExtractParams(config=DEMO_CONFIG, checkpoint=ckpt), store, show_progress=progress)
-        entries[label] = res.entry
-        records = embed_entry(store, res.entry, DEMO_STAGES, [EmbedParams()], RowSelection(),
-                              n_jobs=os.cpu_count() or 1, progress=progress)
-        rendered = render_entry(store, res.entry, out, RenderParams(formats=("png", "html"), legend=True),
-                                embeddings=[r.key for r in records], progress=progress)
-        figures += rendered.files
-        rec = next(r for r in records if r.stage == "pre_logits")
-        accuracy[label] = float(rec.metrics["knn_acc_map"])
-        meta = store.entry_meta(res.entry)
-        m = load_map(store, res.entry, store.embedding(res.entry, rec.key), meta, None, with_thumbs=False)
-        m.caption = f"{label}: 10-NN acc {accuracy[label]:.3f}, trust {rec.metrics['trustworthiness']:.3f}"
-        pre_logits[label] = m
-    comparison = render_sheet([[pre_logits["trained"], pre_logits["untrained"]]], ["pre_logits"],
-                              ["trained checkpoint", "random init (untrained)"],
-                              out / "demo_trained_vs_untrained.png", RenderParams(legend=True))
-    figures.append(comparison)
-    return DemoResult(figures, entries, accuracy, out, comparison)

@@ -1,4 +1,9 @@
-"""Embeddings through the store: choose rows, reuse cached maps, store new ones.
+"""The embed stage over an entry of the store: choose rows, reuse cached maps, store new ones.
+
+:func:`embed_entry` is this package's store-level entry point (as
+``extract_entry`` and ``render_entry`` are the others'). It reads features
+only when some map is not cached, and stores with every map its own file
+name (``name``), so that render needs nothing from this package.
 
 An embedding's key is a sha256 over the entry key, the stage, the selected
 rows, every t-SNE parameter (and the values derived from them), the openTSNE
@@ -15,10 +20,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ..entries import extract_command
 from ..errors import FeatureError, StageError
 from ..hashing import sha256_json
-from ..selection import select_rows
+from ..hints import did_you_mean, extract_command_for
+from ..selection import RowSelection
+from ..stages import network_order
 from ..store import Store
 from .params import ENGINE_VERSION, EmbedParams, resolve
 
@@ -32,15 +38,6 @@ def opentsne_version() -> str:
         return version("openTSNE")
     except PackageNotFoundError:  # pragma: no cover
         return "unknown"
-
-
-@dataclass(frozen=True)
-class RowSelection:
-    """Which cached rows to embed; the same meaning as in extract."""
-
-    class_idx: tuple[int, ...] | None = None
-    max_num_class: int = 20
-    max_num_samples: int = 100
 
 
 @dataclass
@@ -89,40 +86,76 @@ def known_feature_accuracy(store: Store, entry: str, stage: str, rows_sha256: st
 
 
 def resolve_stages(meta: dict, stages: Sequence[str]) -> list[str]:
-    have = list(meta.get("stages", {}))
+    """The stored stages asked for, in network order (``all``: every one)."""
+    have = network_order(meta.get("stages", {}))
+    if not have:
+        raise StageError("the entry has no stored stages yet", f"run `{extract_command_for(meta)}` first")
     if not stages or list(stages) == ["all"]:
-        if not have:
-            raise StageError("the entry has no stored stages yet", "run `vistsne extract` first")
         return have
     out = []
     for s in stages:
         if s not in have:
             raise StageError(f"unknown stage {s!r}; this entry has: {', '.join(have)}",
-                             "pass one of those with --stage, or all")
+                             f"{did_you_mean(s, have)}pass one of those with --stage, or all")
         out.append(s)
-    return out
+    return network_order(out)
 
 
-def select_cached_rows(store: Store, entry: str, stage: str, selection: RowSelection) -> np.ndarray:
-    """The selected rows of ``stage`` that the entry holds; warns when some are missing."""
+def select_cached_rows(store: Store, entry: str, stage: str, selection: RowSelection,
+                       wanted: np.ndarray | None = None) -> np.ndarray:
+    """The selected rows of ``stage`` that the entry holds.
+
+    Warns when some are missing (naming the extract command that adds them),
+    and says in one line when the stage holds more rows than the default
+    selection takes (naming the flags that take them all).
+    """
     meta = store.entry_meta(entry)
-    wanted, _ = select_rows(store.dataset_labels(entry), len(meta["class_names"]), selection.class_idx,
-                            selection.max_num_class, selection.max_num_samples)
+    if wanted is None:
+        wanted, _ = selection.rows(store.dataset_labels(entry), len(meta["class_names"]))
     present = store.present(entry, [stage])
     have = np.array([i for i in wanted.tolist() if i in present], dtype=np.int64)
     if len(have) < len(wanted):
-        extra = ["--max-num-class", str(selection.max_num_class), "--max-num-samples",
-                 str(selection.max_num_samples)]
-        for c in selection.class_idx or ():
-            extra += ["--class-idx", str(c)]
-        if meta.get("test_cfg"):
-            extra += ["--test-cfg", meta["test_cfg"]]
-        if meta.get("images"):
-            extra += ["--images", meta["images"]]
+        flags = ["--max-num-class", "all" if selection.max_num_class is None else str(selection.max_num_class),
+                 "--max-num-samples",
+                 "all" if selection.max_num_samples is None else str(selection.max_num_samples)]
+        if selection.class_idx:
+            flags = [f for c in selection.class_idx for f in ("--class-idx", str(c))] + flags[2:]
         log.warning("entry %s holds %d of the %d rows asked for (stage %s); embedding those. "
                     "To add the rest: %s", entry[:12], len(have), len(wanted), stage,
-                    extract_command(meta.get("config", "CONFIG"), meta.get("checkpoint"), extra))
+                    extract_command_for(meta, flags))
+    if selection.is_default and len(present) > len(have):
+        log.info("stage %s holds %d rows; using the default selection of %d (the first %d classes, at most "
+                 "%d each); pass --max-num-class all --max-num-samples all to take them all", stage,
+                 len(present), len(have), selection.max_num_class, selection.max_num_samples)
     return have
+
+
+def file_stem(stage: str, params: dict, selection: RowSelection, complete: bool, rows: int) -> str:
+    """The stored map's own file name, e.g. ``pre_logits_p30_s0``; render writes ``<entry12>_<stem>``.
+
+    Parameters that differ from the defaults add short tokens (``_it500``,
+    ``_init-random``); a non-default selection adds what it holds (``_c50``,
+    ``_nall``); rows fewer than the selection asks for add their count (``_r401``).
+    """
+    name = f"{stage}_p{_num(params.get('perplexity'))}_s{params.get('seed')}"
+    for field_name, tok in NAME_TOKENS:
+        if field_name in params and params[field_name] != DEFAULT_PARAMS.get(field_name):
+            name += f"_{tok}{_num(params[field_name])}"
+    if selection.token():
+        name += f"_{selection.token()}"
+    if not complete:
+        name += f"_r{rows}"
+    return name.replace("/", "-").replace(" ", "")
+
+
+def _num(v) -> str:
+    return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+
+DEFAULT_PARAMS = EmbedParams().to_dict()
+# short tokens for parameters that differ from the defaults, in file names
+NAME_TOKENS = [("n_iter", "it"), ("early_exaggeration", "ee"), ("learning_rate", "lr"), ("init", "init-"),
+               ("n_components", "d"), ("pca_dims", "pca"), ("method", ""), ("n_iter_without_progress", "nwp")]
 
 
 def embed_entry(store: Store, entry: str, stages: Sequence[str], params_list: Sequence[EmbedParams],
@@ -134,17 +167,18 @@ def embed_entry(store: Store, entry: str, stages: Sequence[str], params_list: Se
     meta = store.entry_meta(entry)
     stages = resolve_stages(meta, stages)
     params_list = [p.validate() for p in params_list]
+    selection = selection.validate()
+    wanted, _ = selection.rows(store.dataset_labels(entry), len(meta["class_names"]))
     records: list[EmbedRecord] = []
     for stage in stages:
-        indices = select_cached_rows(store, entry, stage, selection)
+        indices = select_cached_rows(store, entry, stage, selection, wanted)
         if len(indices) < 2:
             raise FeatureError(f"only {len(indices)} row(s) of stage {stage} selected; t-SNE needs at least 2",
                                "select more classes or samples, or extract more rows")
-        X = store.read_rows(entry, indices, stage)
-        labels = store.read_rows(entry, indices, what="label")
+        dim = int(meta["stages"][stage])  # the width is in the metadata: no feature read for a cache hit
         keyed = []
         for p in params_list:
-            res = resolve(p, len(indices), X.shape[1])
+            res = resolve(p, len(indices), dim)
             keyed.append((p, res, embedding_key(entry, stage, indices, p, res)))
         todo = []
         for p, res, key in keyed:
@@ -157,13 +191,15 @@ def embed_entry(store: Store, entry: str, stages: Sequence[str], params_list: Se
                 todo.append((p, key))
         if not todo:
             continue
+        X = store.read_rows(entry, indices, stage)
+        labels = store.read_rows(entry, indices, what="label")
         check_features(X, stage)
         keys = {sha256_json(p.to_dict()): key for p, key in todo}
         t_stage = time.perf_counter()
         feature_acc = known_feature_accuracy(store, entry, stage, rows_digest(indices))
-        for result in embed_many(X.astype(np.float32, copy=False), labels, [p for p, _ in todo],
-                                 n_jobs=n_jobs, progress=progress, stats=stats, stage=stage,
-                                 feature_acc=feature_acc):
+        maps = embed_many(X.astype(np.float32, copy=False), labels, [p for p, _ in todo], n_jobs=n_jobs,
+                          progress=progress, stats=stats, stage=stage, feature_acc=feature_acc)
+        for result in thread_limited(maps, n_jobs):
             key = keys[sha256_json(result.params.to_dict())]
             attrs = {
                 "entry": entry, "stage": stage, "rows": int(len(indices)),
@@ -173,12 +209,23 @@ def embed_entry(store: Store, entry: str, stages: Sequence[str], params_list: Se
                 "seconds": float(result.seconds), "metrics": result.metrics,
                 "opentsne": opentsne_version(), "n_jobs": n_jobs,
                 "config_name": meta.get("config_name"), "checkpoint": meta.get("checkpoint"),
+                "selection": selection.to_dict(), "rows_complete": bool(len(indices) == len(wanted)),
+                "name": file_stem(stage, result.params.to_dict(), selection, len(indices) == len(wanted),
+                                  len(indices)),
             }
             store.write_embedding(entry, key, result.coords, indices, attrs)
             records.append(EmbedRecord(key, entry, stage, len(indices), attrs["params"], result.resolved,
                                        False, result.seconds, result.metrics, result.n_iter_run, attrs))
         log.debug("stage %s: %d maps in %.1fs", stage, len(todo), time.perf_counter() - t_stage)
     return records
+
+
+def thread_limited(results, n_jobs: int):
+    """Yield from ``results`` with BLAS and OpenMP (PCA, kNN, metrics) held to ``n_jobs`` threads."""
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
+    with threadpool_limits(limits=max(1, int(n_jobs))):
+        yield from results
 
 
 def metrics_table(records: Sequence[EmbedRecord]) -> str:

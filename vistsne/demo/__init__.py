@@ -1,0 +1,69 @@
+"""The built-in demo: train a digits checkpoint, then extract, embed and render it.
+
+The trainer lives in :mod:`vistsne.demo.train`; the run goes through the one
+orchestrator (:func:`vistsne.pipeline.run`) like every other command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .train import (BF16_OPTIM_WRAPPER, DEMO_CHECKPOINT, DEMO_CONFIG, ThreadChooser, classification_accuracy,
+                    cpu_has_bf16, probe_threads, thread_candidates, train_checkpoint)
+
+__all__ = ["DEMO_CONFIG", "DEMO_CHECKPOINT", "train_checkpoint", "run_demo", "DemoResult", "ThreadChooser",
+           "probe_threads", "thread_candidates", "classification_accuracy", "cpu_has_bf16", "BF16_OPTIM_WRAPPER"]
+
+# ------------------------------------------------------------ the demo run
+DEMO_STAGES = ("all",)
+
+
+class DemoResult:
+    def __init__(self, figures: list, entries: dict, accuracy: dict, out_dir: Path, comparison: Path):
+        self.figures = figures
+        self.entries = entries
+        self.accuracy = accuracy
+        self.out_dir = out_dir
+        self.comparison = comparison
+
+    def to_json(self) -> dict:
+        return {"figures": [str(f) for f in self.figures], "entries": self.entries,
+                "knn_acc_map_pre_logits": self.accuracy, "comparison": str(self.comparison)}
+
+    def summary(self, seconds: float) -> str:
+        acc = ", ".join(f"{k} {v:.3f}" for k, v in self.accuracy.items())
+        return (f"demo: pre_logits 10-NN accuracy in the map: {acc}; {len(self.figures)} figures in "
+                f"{seconds:.1f}s; see {self.comparison} (all figures in {self.out_dir})")
+
+
+def run_demo(store, out_dir: str, checkpoint: str = DEMO_CHECKPOINT, progress: bool = True) -> DemoResult:
+    """Extract the digits test split with the trained and the untrained model, embed, render.
+
+    Writes every map, the HTML page of each entry, and
+    ``demo_trained_vs_untrained.png``: the two ``pre_logits`` maps side by side.
+    """
+    from .. import pipeline
+    from ..extract import ExtractParams
+    from ..render import RenderParams
+    from ..render.entry import render_cells
+
+    out = Path(out_dir)
+    figures: list[Path] = []
+    entries: dict[str, str] = {}
+    accuracy: dict[str, float] = {}
+    cells, captions = [], {}
+    for label, ckpt in (("trained", checkpoint), ("untrained", None)):
+        request = pipeline.Request(extract=ExtractParams(config=DEMO_CONFIG, checkpoint=ckpt), out_dir=out,
+                                   stages=DEMO_STAGES, render=RenderParams(formats=("png", "html"), legend=True))
+        done = pipeline.run(store, request, progress=progress)
+        entries[label] = done.entry
+        figures += done.files
+        rec = next(r for r in done.records if r.stage == "pre_logits")
+        accuracy[label] = float(rec.metrics["knn_acc_map"])
+        cells.append((done.entry, rec.key))
+        captions[(done.entry, rec.key)] = (f"{label}: 10-NN acc {accuracy[label]:.3f}, "
+                                           f"trust {rec.metrics['trustworthiness']:.3f}")
+    comparison = render_cells(store, [cells], ["pre_logits"], ["trained checkpoint", "random init (untrained)"],
+                              out / "demo_trained_vs_untrained.png", RenderParams(legend=True), captions)
+    figures.append(comparison)
+    return DemoResult(figures, entries, accuracy, out, comparison)

@@ -1,0 +1,288 @@
+"""The render stage over an entry of the store: figures from the store alone.
+
+No model, no dataset, no t-SNE, and nothing from the other stages: file
+names come from each stored map's own ``name`` attribute. Chooses embeddings
+(all, the latest per stage, or by key), turns each into a :class:`MapData`
+with the entry's class list (so colours are tied to class names), and writes
+one figure per map, one sweep sheet per sweep (stages as rows, every swept
+value as columns), and one interactive page. :func:`render_entry` is this
+package's store-level entry point.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import NotFoundError
+from ..hints import did_you_mean, embed_command
+from ..selection import RowSelection
+from ..stages import network_order, stage_sort_key
+from ..store import EmbeddingInfo, Store
+from .params import MapData, RenderParams, check_out_dir, show_available
+
+log = logging.getLogger("vistsne")
+
+#: parameters that may differ between the maps of one sweep sheet (its columns)
+SWEPT = ("perplexity", "seed", "n_iter", "early_exaggeration", "learning_rate", "init", "pca_dims", "method",
+         "n_iter_without_progress")
+
+
+@dataclass
+class RenderResult:
+    files: list[Path]
+    maps: int
+    sheets: int
+    entry: str
+    out_dir: Path
+
+    def to_json(self) -> dict:
+        return {"files": [str(f) for f in self.files]}
+
+
+def _num(v) -> str:
+    return f"{v:g}" if isinstance(v, (int, float)) else str(v)
+
+
+def map_name(entry: str, info: EmbeddingInfo) -> str:
+    """``<entry12>_<the map's stored name>``, e.g. ``3fa2c9e1b0d4_pre_logits_p30_s0``.
+
+    Maps stored before names were recorded get ``<stage>_p<perplexity>_s<seed>_<key6>``.
+    """
+    stem = info.attrs.get("name")
+    if not stem:
+        p = info.attrs.get("params", {})
+        stem = f"{info.stage}_p{_num(p.get('perplexity'))}_s{p.get('seed')}_{info.key[:6]}"
+    return f"{entry[:12]}_{stem}".replace("/", "-").replace(" ", "")
+
+
+def stored_selection(attrs: dict) -> RowSelection | None:
+    """The row selection a map was made with (None for maps stored before it was recorded)."""
+    sel = attrs.get("selection")
+    if not isinstance(sel, dict):
+        return None
+    cls = sel.get("class_idx")
+    return RowSelection(tuple(cls) if cls else None, sel.get("max_num_class"), sel.get("max_num_samples"))
+
+
+def sheet_name(entry: str, info: EmbeddingInfo) -> str:
+    """The sweep sheet a map belongs to: one per entry, selection and map dimension."""
+    a = info.attrs
+    name = f"{entry[:12]}_sheet"
+    d = (a.get("params") or {}).get("n_components", 2)
+    if d != 2:
+        name += f"_d{d}"
+    sel = stored_selection(a)
+    if sel is not None and sel.token():
+        name += f"_{sel.token()}"
+    if a.get("rows_complete") is False:  # fewer rows than the selection asks for
+        name += f"_r{a.get('rows')}"
+    return name
+
+
+def _embed_hint(entry: str, stage: str | None = None) -> str:
+    return f"run `{embed_command(entry, stage)}`"
+
+
+def choose_embeddings(store: Store, entry: str, stages: Sequence[str] = (),
+                      embeddings: Sequence[str] = ("all",)) -> list[EmbeddingInfo]:
+    infos = store.embeddings(entry)
+    if not infos:
+        raise NotFoundError(f"entry {entry[:12]} has no embeddings yet", _embed_hint(entry))
+    if stages and list(stages) != ["all"]:
+        have = network_order(e.stage for e in infos)
+        stored = network_order(store.entry_meta(entry).get("stages", {}))
+        for s in stages:
+            if s not in have:
+                if s in stored:
+                    raise NotFoundError(f"entry {entry[:12]} has no embedding of stage {s}",
+                                        _embed_hint(entry, s))
+                hit = did_you_mean(s, stored)
+                raise NotFoundError(f"entry {entry[:12]} has no stage {s!r} (stages: {', '.join(stored)})",
+                                    f"{hit}pass one of those with --stage" if hit else
+                                    "pass one of those with --stage")
+        infos = [e for e in infos if e.stage in stages]
+    infos = sorted(infos, key=lambda e: (stage_sort_key(e.stage), e.attrs.get("created", "")))
+    sel = [s for s in embeddings if s not in ("all",)] or ["all"]
+    if sel == ["latest"]:
+        latest: dict[str, EmbeddingInfo] = {}
+        for e in infos:
+            if e.stage not in latest or e.attrs.get("created", "") >= latest[e.stage].attrs.get("created", ""):
+                latest[e.stage] = e
+        return list(latest.values())
+    if sel == ["all"]:
+        return infos
+    chosen = []
+    for want in sel:
+        hits = [e for e in infos if e.key.startswith(want)]
+        if len(hits) != 1:
+            have = ", ".join(e.key[:10] for e in infos[:12])
+            what = "is ambiguous" if hits else "not found"
+            raise NotFoundError(f"embedding {want} {what} in entry {entry[:12]} (embeddings: {have})",
+                                "pass one of those keys (or a unique prefix), all, or latest")
+        chosen.append(hits[0])
+    return chosen
+
+
+def _title(meta: dict, info: EmbeddingInfo) -> str:
+    p, m = info.attrs.get("params", {}), info.attrs.get("metrics", {})
+    ckpt = os.path.basename(str(meta.get("checkpoint"))) if meta.get("checkpoint") else "random init"
+    extra = f", {p.get('n_components')}-D" if p.get("n_components", 2) != 2 else ""
+    acc = m.get("knn_acc_map")
+    acc_s = f"10-NN acc {acc:.3f}" if isinstance(acc, (int, float)) else "10-NN acc n/a"
+    return (f"{meta.get('config_name', 'config')} | {ckpt} | {info.stage} | perplexity {_num(p.get('perplexity'))}, "
+            f"seed {p.get('seed')}{extra} | {acc_s}")
+
+
+def _caption(info: EmbeddingInfo) -> str:
+    p, m = info.attrs.get("params", {}), info.attrs.get("metrics", {})
+
+    def f(k):
+        v = m.get(k)
+        return f"{v:.3f}" if isinstance(v, (int, float)) else "n/a"
+
+    return (f"p{_num(p.get('perplexity'))} s{p.get('seed')} n={info.attrs.get('rows')} | "
+            f"knn {f('knn_acc_map')} (feat {f('knn_acc_features')}) | trust {f('trustworthiness')} | "
+            f"KL {f('kl_divergence')}")
+
+
+def load_map(store: Store, entry: str, info: EmbeddingInfo, meta: dict, with_thumbs: bool = True,
+             name: str | None = None) -> MapData:
+    coords, index = store.read_embedding(entry, info.key)
+    labels = store.read_rows(entry, index, what="label").astype(np.int64)
+    thumbs = store.read_rows(entry, index, what="thumb") if with_thumbs else None
+    info_dict = {"entry": entry, "embedding": info.key, "stage": info.stage, "rows": info.attrs.get("rows"),
+                 "params": info.attrs.get("params"), "resolved": info.attrs.get("resolved"),
+                 "metrics": info.attrs.get("metrics"), "config": meta.get("config"),
+                 "checkpoint": meta.get("checkpoint"),
+                 "sheet_name": sheet_name(entry, info)}
+    counts = np.bincount(store.dataset_labels(entry), minlength=len(meta["class_names"]))
+    return MapData(name=name or map_name(entry, info), coords=coords, labels=labels,
+                   class_names=list(meta["class_names"]), dataset_index=index, thumbnails=thumbs,
+                   title=_title(meta, info), caption=_caption(info), info=info_dict,
+                   class_counts=counts[:len(meta["class_names"])].tolist())
+
+
+def sweep_groups(maps: Sequence[MapData]) -> dict[str, list[MapData]]:
+    """Maps of one entry, selection and map dimension form one sweep sheet (when there are several)."""
+    groups: dict[str, list[MapData]] = {}
+    for m in maps:
+        groups.setdefault(m.info["sheet_name"], []).append(m)
+    return {k: v for k, v in groups.items() if len(v) > 1}
+
+
+def _swept(maps: Sequence[MapData]) -> list[str]:
+    """The parameters whose values differ between ``maps`` (perplexity when none do)."""
+    return [f for f in SWEPT if len({json_key(m.info["params"].get(f)) for m in maps}) > 1] or ["perplexity"]
+
+
+def json_key(v) -> str:
+    return repr(float(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else repr(v)
+
+
+def sheet_grid(maps: Sequence[MapData]):
+    """Stages as rows (network order), every swept combination as columns (sorted by value)."""
+    stages = network_order(m.info["stage"] for m in maps)
+    fields = _swept(maps)
+
+    def col_of(m):
+        return tuple(m.info["params"].get(f) for f in fields)
+
+    def sort_key(col):
+        return tuple((0, float(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, str(v))
+                     for v in col)
+
+    cols = sorted({col_of(m) for m in maps}, key=sort_key)
+    grid: list[list[MapData | None]] = [[None] * len(cols) for _ in stages]
+    for m in maps:
+        grid[stages.index(m.info["stage"])][cols.index(col_of(m))] = m
+    labels = [", ".join(f"{f.replace('_', ' ')} {_num(v)}" for f, v in zip(fields, col)) for col in cols]
+    return grid, stages, labels
+
+
+def render_entry(store: Store, entry: str, out_dir, params: RenderParams, *, stages: Sequence[str] = (),
+                 embeddings: Sequence[str] = ("all",), progress: bool = True,
+                 names: dict[str, str] | None = None, html_name: str | None = None,
+                 sheets: bool = True) -> RenderResult:
+    """Every chosen map of ``entry`` into ``out_dir``: figures, sweep sheets, the page.
+
+    ``names`` maps embedding keys to file stems (default: the stored names);
+    ``html_name`` names the page (default ``<entry12>_maps.html``); ``sheets``
+    False skips the sweep sheets.
+    """
+    from .html import render_html
+    from .static import render_maps, render_sheet
+
+    params = params.validate()
+    out = check_out_dir(out_dir)
+    meta = store.entry_meta(entry)
+    infos = choose_embeddings(store, entry, stages, embeddings)
+    need_thumbs = "html" in params.formats or params.mosaic
+    names = names or {}
+    maps = [load_map(store, entry, e, meta, need_thumbs, names.get(e.key)) for e in infos]
+    _say_when_partial(store, entry, infos)
+    if params.show and not show_available():
+        log.warning("no display here; figures are saved, not shown")
+        params = RenderParams(**{**params.__dict__, "show": False})
+    files: list[Path] = []
+    n_sheets = 0
+    if params.static_formats:
+        files += render_maps(maps, out, params, progress=progress)
+        for group in (sweep_groups(maps).values() if sheets else ()):
+            grid, rows, cols = sheet_grid(group)
+            if len(grid) * len(grid[0]) < 2:
+                continue
+            stem = f"{group[0].info['sheet_name']}_{'-'.join(_swept(group))}"
+            for fmt in params.static_formats:
+                files.append(render_sheet(grid, rows, cols, out / f"{stem}.{fmt}", params))
+            n_sheets += 1
+    if "html" in params.formats:
+        files.append(render_html(maps, out / (html_name or f"{entry[:12]}_maps.html")))
+    return RenderResult(files=files, maps=len(maps), sheets=n_sheets, entry=entry, out_dir=out)
+
+
+def _say_when_partial(store: Store, entry: str, infos: Sequence[EmbeddingInfo]) -> None:
+    """One line when a map of the default selection shows fewer rows than its stage holds."""
+    said = set()
+    for e in infos:
+        sel = stored_selection(e.attrs)
+        if sel is None or e.stage in said or not sel.is_default:
+            continue
+        held = len(store.present(entry, [e.stage]))
+        if held > int(e.attrs.get("rows", 0)):
+            said.add(e.stage)
+            log.info("map %s shows %d of the %d rows stage %s holds (the default selection); `%s` maps them all",
+                     map_name(entry, e), e.attrs.get("rows"), held, e.stage,
+                     embed_command(entry, e.stage, ["--max-num-class", "all", "--max-num-samples", "all"]))
+
+
+def render_cells(store: Store, cells: Sequence[Sequence[tuple[str, str] | None]], row_labels: Sequence[str],
+                 col_labels: Sequence[str], out_path, params: RenderParams,
+                 captions: dict[tuple[str, str], str] | None = None) -> Path:
+    """A sheet of maps from any entries: ``cells[r][c]`` is ``(entry, embedding key)`` or None."""
+    from .static import render_sheet
+
+    captions = captions or {}
+    grid = []
+    for row in cells:
+        out_row = []
+        for cell in row:
+            if cell is None:
+                out_row.append(None)
+                continue
+            entry, ekey = cell
+            info = store.embedding(entry, ekey)
+            if info is None:
+                raise NotFoundError(f"entry {entry[:12]} has no complete embedding {ekey[:12]}",
+                                    _embed_hint(entry))
+            m = load_map(store, entry, info, store.entry_meta(entry), with_thumbs=False)
+            if cell in captions:
+                m.caption = captions[cell]
+            out_row.append(m)
+        grid.append(out_row)
+    return render_sheet(grid, row_labels, col_labels, Path(out_path), params)
