@@ -63,3 +63,7 @@ class FeatureError(VistsneError):
 
 class RenderError(VistsneError):
     """A figure cannot be written (unknown format, unwritable folder, ...)."""
+
+
+class DamagedError(StoreError):
+    """Stored data fails its checksum, cannot be decompressed, or lacks chunks."""

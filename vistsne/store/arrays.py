@@ -1,0 +1,241 @@
+"""The arrays the store writes, and reads that never return what was not written.
+
+Every array gets zarr v3's ``crc32c`` codec after its compressor, so each
+chunk carries a checksum of its compressed bytes, and is written with every
+chunk present (``write_empty_chunks``: zarr would otherwise skip chunks that
+equal the fill value, and a missing chunk could not be told from a lost
+one). What was written is recorded next to the data (:func:`write` returns
+``{"shape", "chunks", "bytes"}``), for ``vistsne store verify``.
+
+Reads go through :func:`read_rows` / :func:`read_block`: the chunk files a
+read needs are checked to exist first (zarr fills a missing chunk with
+zeros, which the store must never hand out), and a chunk that fails its
+checksum or does not decompress raises one :class:`~vistsne.errors.DamagedError`
+line naming the entry, the part or map, the array and the fix. Arrays written
+before the checksums (no ``crc32c`` codec) still read; their damage shows as a
+decompression error.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..errors import DamagedError, VistsneError
+
+#: The fix every damage message names.
+FIX = "run `vistsne store verify`, then `vistsne store repair` or re-extract"
+#: Bytes of one deep-verify read (a run of whole chunks).
+DEEP_BLOCK_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class Where:
+    """Which array a message is about: ``entry <key12> part <name> array feat/pre_logits``."""
+
+    entry: str
+    node: str  # "part <name>", "map <ekey12>", "" (the entry itself)
+    array: str
+
+    def __str__(self) -> str:
+        node = f" {self.node}" if self.node else ""
+        return f"entry {self.entry[:12]}{node} array {self.array}"
+
+
+def compressors():
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
+    return (ZstdCodec(level=0, checksum=False), Crc32cCodec())
+
+
+def has_checksums(arr) -> bool:
+    return any(type(c).__name__ == "Crc32cCodec" for c in arr.metadata.codecs)
+
+
+class Chunks:
+    """Existence and sizes of chunk files: ``os.stat`` in a local folder, zarr's store API elsewhere."""
+
+    def __init__(self, zstore, local_root: str | None):
+        self.zstore = zstore
+        self.local_root = local_root
+
+    def sizes(self, keys: Sequence[str]) -> list[int | None]:
+        """The size of each key's value, None where there is none."""
+        if self.local_root is not None:
+            out: list[int | None] = []
+            for k in keys:
+                try:
+                    out.append(os.stat(os.path.join(self.local_root, k)).st_size)
+                except FileNotFoundError:
+                    out.append(None)
+            return out
+        import asyncio
+
+        from zarr.core.sync import sync
+
+        async def one(k):
+            try:
+                return await self.zstore.getsize(k)
+            except (FileNotFoundError, KeyError):
+                return None
+
+        async def all_():
+            return await asyncio.gather(*(one(k) for k in keys))
+
+        return list(sync(all_()))
+
+
+def chunk_keys(arr, row_chunks: Iterable[int] | None = None) -> list[str]:
+    """Store keys of the array's chunks (only those of the given row chunks, if given)."""
+    grid = arr.cdata_shape
+    rows = range(grid[0]) if row_chunks is None else (int(c) for c in row_chunks)
+    prefix = arr.store_path.path
+    enc = arr.metadata.encode_chunk_key
+    if len(grid) == 0:
+        return [f"{prefix}/{enc(())}"]
+    rest = [range(n) for n in grid[1:]]
+    return [f"{prefix}/{enc((r, *c))}" for r in rows for c in itertools.product(*rest)]
+
+
+def describe(exc: BaseException) -> str:
+    """What a failed chunk read means, in a few words."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if "checksum" in text.lower():
+        return "a chunk fails its checksum"
+    if "decompress" in text.lower() or "zstd" in text.lower() or "blosc" in text.lower():
+        return "a chunk cannot be decompressed"
+    if isinstance(exc, (KeyError, FileNotFoundError)):
+        return f"its data is missing ({text[:80]})" if text else "its data is missing"
+    return f"{exc.__class__.__name__}: {text[:120]}"
+
+
+def damaged(where: Where, what: str) -> DamagedError:
+    """One line: which array, what is wrong with it (kept as ``.what``), and the fix."""
+    err = DamagedError(f"{where} is damaged ({what})", FIX)
+    err.what = what
+    err.where = where
+    return err
+
+
+def open_array(group, path: str, where: Where):
+    """``group[path]`` as an array, or one DamagedError line if its metadata is gone or unreadable."""
+    try:
+        arr = group[path]
+    except VistsneError:
+        raise
+    except (KeyError, FileNotFoundError) as e:
+        raise damaged(where, "its metadata is missing") from e
+    except Exception as e:  # noqa: BLE001 - unreadable metadata is damage
+        raise damaged(where, f"its metadata is unreadable: {describe(e)}") from e
+    if not hasattr(arr, "cdata_shape"):
+        raise damaged(where, "a group where an array should be")
+    return arr
+
+
+def check_present(chunks: Chunks, arr, where: Where, row_chunks: Iterable[int] | None = None) -> None:
+    """Raise unless every chunk file of ``row_chunks`` (default: all) exists."""
+    keys = chunk_keys(arr, row_chunks)
+    sizes = chunks.sizes(keys)
+    missing = [k for k, s in zip(keys, sizes) if s is None]
+    if missing:
+        rel = missing[0][len(arr.store_path.path) + 1:]
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise damaged(where, f"chunk {rel}{more} missing")
+
+
+class _Failure(Exception):
+    """A chunk read failed; the message says how (see :func:`describe`)."""
+
+
+def _raw(arr, sel) -> np.ndarray:
+    try:
+        return np.asarray(arr[sel])
+    except (VistsneError, MemoryError):
+        raise
+    except Exception as e:  # noqa: BLE001 - checksum, decompression, truncation: all damage
+        raise _Failure(describe(e)) from e
+
+
+def read_block(arr, sel, where: Where) -> np.ndarray:
+    """``arr[sel]`` with every decoding failure turned into one DamagedError line."""
+    try:
+        return _raw(arr, sel)
+    except _Failure as f:
+        raise damaged(where, str(f)) from f.__cause__
+
+
+def read_rows(chunks: Chunks, arr, rows: np.ndarray, where: Where, *, check: bool = True) -> np.ndarray:
+    """Rows ``rows`` (any order, repeats allowed) of ``arr``, reading only the chunks that hold them.
+
+    Consecutive needed chunks are read as one slice (all of them: one read of
+    the whole array); chunks that hold none of the rows are not read.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    n = arr.shape[0]
+    if len(rows) == 0:
+        return np.empty((0,) + tuple(arr.shape[1:]), dtype=arr.dtype)
+    uniq, inverse = np.unique(rows, return_inverse=True)
+    if uniq[0] < 0 or uniq[-1] >= n:
+        raise damaged(where, f"it holds {n} rows, fewer than its part records")
+    cs = int(arr.chunks[0])
+    cids = np.unique(uniq // cs)
+    if check:
+        check_present(chunks, arr, where, cids)
+    breaks = np.flatnonzero(np.diff(cids) != 1) + 1
+    pieces = []
+    for run in np.split(cids, breaks):
+        lo, hi = int(run[0]) * cs, min(n, (int(run[-1]) + 1) * cs)
+        block = read_block(arr, slice(lo, hi), where)
+        a, b = np.searchsorted(uniq, [lo, hi])
+        pieces.append(block[uniq[a:b] - lo])
+    values = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+    return values[inverse.reshape(-1)]
+
+
+def read_all(chunks: Chunks, arr, where: Where, *, check: bool = True) -> np.ndarray:
+    if check:
+        check_present(chunks, arr, where)
+    return read_block(arr, slice(None), where)
+
+
+def write(group, name: str, data: np.ndarray, chunks: tuple[int, ...], sizes: Chunks | None) -> dict:
+    """Create ``group/name`` from ``data`` with checksums and every chunk written; its record."""
+    arr = group.create_array(name, data=data, chunks=chunks, compressors=compressors(),
+                             config={"write_empty_chunks": True})
+    rec = {"shape": [int(s) for s in arr.shape], "chunks": int(np.prod(arr.cdata_shape, dtype=np.int64))}
+    if sizes is not None:
+        got = sizes.sizes(chunk_keys(arr))
+        if all(s is not None for s in got):
+            rec["bytes"] = int(sum(got))
+    return rec
+
+
+def deep_read(arr, where: Where) -> int:
+    """Read every chunk of ``arr`` (checksums and decompression); the bytes decoded.
+
+    Blocks of whole chunks are read at once; on a failure the block is read
+    again chunk by chunk, so that the message names the first bad chunk.
+    """
+    if arr.ndim == 0:
+        read_block(arr, (), where)
+        return int(arr.nbytes)
+    n, cs = int(arr.shape[0]), int(arr.chunks[0])
+    row_bytes = max(1, int(np.prod(arr.shape[1:], dtype=np.int64)) * arr.dtype.itemsize)
+    step = max(1, DEEP_BLOCK_BYTES // (row_bytes * cs)) * cs
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        try:
+            _raw(arr, slice(lo, hi))
+        except _Failure as block_failure:
+            for c in range(lo, hi, cs):
+                try:
+                    _raw(arr, slice(c, min(hi, c + cs)))
+                except _Failure as f:
+                    key = chunk_keys(arr, [c // cs])[0][len(arr.store_path.path) + 1:]
+                    raise damaged(where, f"{f}: chunk {key}") from f.__cause__
+            raise damaged(where, str(block_failure)) from block_failure.__cause__
+    return int(arr.nbytes)

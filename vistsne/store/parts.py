@@ -1,0 +1,253 @@
+"""Parts: the rows of an entry, written one batch at a time, and reads of those rows.
+
+A part is ``entries/<key>/parts/<stamp>-<uuid8>/`` with ``index``, ``label``,
+``thumb`` and ``feat/<stage>``. Its attributes record the rows, the stages,
+the writer and, at commit, each array's shape, chunk count and stored bytes;
+``committed`` is written last, in the same write as that record. Parts never
+change once committed, so each Store keeps the dataset indices of the parts
+it has read (and the lookup built from them) until the set of part names
+changes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import uuid
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+from ..errors import DamagedError, NotFoundError
+from . import arrays, writers
+from .arrays import Where
+
+
+@dataclass
+class PartInfo:
+    name: str
+    rows: int
+    stages: dict[str, int]
+    committed: bool
+    created: str
+    writer: dict = field(default_factory=dict)
+    #: array path -> {"shape", "chunks", "bytes"} recorded at commit (empty for parts of older versions)
+    arrays: dict = field(default_factory=dict)
+    #: why the part's metadata cannot be read ("" when it can)
+    damaged: str = ""
+
+    def writer_alive(self) -> bool:
+        return writers.alive(self.writer)
+
+    def array_names(self) -> list[str]:
+        return ["index", "label", "thumb", *(f"feat/{s}" for s in self.stages)]
+
+
+@dataclass
+class _Lookup:
+    """dataset index -> (part, row) over committed parts, as sorted arrays."""
+
+    names: tuple[str, ...]
+    parts: list[PartInfo]
+    index: np.ndarray  # sorted unique dataset indices
+    part: np.ndarray   # position in ``parts`` of each
+    row: np.ndarray    # row within that part
+
+
+class PartsMixin:
+    """The part-level methods of :class:`vistsne.store.Store`."""
+
+    # ------------------------------------------------------------ listing
+    def _parts(self, key: str, create: bool = False):
+        grp = self._entries()[key] if self._entries() is not None else None
+        if grp is None:
+            return None
+        if "parts" not in grp:
+            return grp.require_group("parts") if create and not self.readonly else None
+        return grp["parts"]
+
+    def parts(self, key: str) -> list[PartInfo]:
+        """Every part of the entry, by name; unreadable ones with ``damaged`` set and not committed."""
+        pg = self._parts(key)
+        if pg is None:
+            return []
+        out = []
+        for name in self._child_names(f"entries/{key}/parts", pg):
+            try:
+                a = dict(pg[name].attrs)
+            except (KeyError, FileNotFoundError):
+                continue  # being created or removed right now
+            except Exception as e:  # noqa: BLE001 - unreadable metadata is damage
+                out.append(PartInfo(name=name, rows=0, stages={}, committed=False, created="",
+                                    damaged=f"its metadata is unreadable ({arrays.describe(e)})"))
+                continue
+            out.append(PartInfo(name=name, rows=int(a.get("rows", 0)), stages=dict(a.get("stages", {})),
+                                committed=bool(a.get("committed")), created=a.get("created", ""),
+                                writer=a.get("writer", {}) or {}, arrays=dict(a.get("arrays", {}) or {})))
+        return out
+
+    def _part_where(self, key: str, name: str, array: str) -> Where:
+        return Where(key, f"part {name}", array)
+
+    def _part_array(self, key: str, p: PartInfo, array: str):
+        """An array of a committed part, checked against what its commit recorded."""
+        where = self._part_where(key, p.name, array)
+        arr = arrays.open_array(self._parts(key), f"{p.name}/{array}", where)
+        rec = p.arrays.get(array)
+        if rec and list(arr.shape) != list(rec.get("shape", arr.shape)):
+            raise arrays.damaged(where, f"its shape {tuple(arr.shape)} differs from the recorded "
+                                        f"{tuple(rec['shape'])}")
+        return arr, where
+
+    # ------------------------------------------------------------ writing
+    def write_part(self, key: str, index: np.ndarray, labels: np.ndarray, thumbs: np.ndarray,
+                   feats: dict[str, np.ndarray]) -> str:
+        """Write one batch of rows as a new part; it counts once committed."""
+        n = len(index)
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        name = f"{stamp}-{uuid.uuid4().hex[:8]}"
+        grp = self._parts(key, create=True).create_group(name, attributes={
+            "rows": n, "committed": False, "created": writers.now_iso(), "writer": writers.identity(),
+            "stages": {k: int(v.shape[1]) for k, v in feats.items()}})
+        rows = max(1, min(n, 4096))
+        sizes = self._chunks
+        rec = {"index": arrays.write(grp, "index", np.asarray(index, dtype=np.int64), (rows,), sizes),
+               "label": arrays.write(grp, "label", np.asarray(labels, dtype=np.int32), (rows,), sizes)}
+        thumbs = np.asarray(thumbs, dtype=np.uint8)
+        rec["thumb"] = arrays.write(grp, "thumb", thumbs, (max(1, min(n, 1024)),) + tuple(thumbs.shape[1:]),
+                                    sizes)
+        fg = grp.require_group("feat")
+        for stage, arr in feats.items():
+            arr = np.asarray(arr)
+            rec[f"feat/{stage}"] = arrays.write(fg, stage, arr, (rows, arr.shape[1]), sizes)
+        grp.attrs.update({"arrays": rec, "committed": True})  # the commit marker: written last
+        return name
+
+    def remove_part(self, key: str, name: str) -> None:
+        """Drop a part: its commit marker first (its rows read as missing from then on), then its data."""
+        pg = self._parts(key)
+        if pg is None:
+            return
+        try:
+            grp = pg[name]
+            if grp.attrs.get("committed"):
+                grp.attrs.update({"committed": False, "dropped": writers.now_iso()})
+        except (KeyError, FileNotFoundError):
+            return
+        except Exception:  # noqa: BLE001 - unreadable metadata: nothing counts it as committed
+            pass
+        try:
+            del pg[name]
+        except (KeyError, FileNotFoundError):
+            pass
+        self._forget_part(key, name)
+
+    # ------------------------------------------------------------ reading
+    def _forget_part(self, key: str, name: str) -> None:
+        self._index_cache.pop((key, name), None)
+        for k in [k for k in self._lookups if k[0] == key]:
+            del self._lookups[k]
+
+    def _part_index(self, key: str, p: PartInfo) -> np.ndarray:
+        hit = self._index_cache.get((key, p.name))
+        if hit is None:
+            arr, where = self._part_array(key, p, "index")
+            hit = arrays.read_all(self._chunks, arr, where, check=self.check_chunks).astype(np.int64, copy=False)
+            if len(hit) != p.rows:
+                raise arrays.damaged(where, f"it holds {len(hit)} rows, its part records {p.rows}")
+            self._index_cache[(key, p.name)] = hit
+        return hit
+
+    def _lookup(self, key: str, stage: str | None, skip_damaged: bool = False) -> _Lookup:
+        infos = [p for p in self.parts(key) if p.committed and (stage is None or stage in p.stages)]
+        names = tuple(p.name for p in infos)
+        hit = self._lookups.get((key, stage, skip_damaged))
+        if hit is not None and hit.names == names:
+            return hit
+        alive = {n for n in names}
+        for k in [k for k in self._index_cache if k[0] == key and k[1] not in alive]:
+            del self._index_cache[k]  # parts that are gone
+        idx, kept = [], []
+        for p in infos:
+            try:
+                idx.append(self._part_index(key, p))
+            except DamagedError:
+                if not skip_damaged:
+                    raise
+                continue
+            kept.append(p)
+        if idx:
+            cat = np.concatenate(idx)
+            pid = np.repeat(np.arange(len(kept)), [len(i) for i in idx])
+            row = np.concatenate([np.arange(len(i)) for i in idx])
+            uniq, first = np.unique(cat, return_index=True)  # the first part (by name) wins
+            look = _Lookup(names, kept, uniq, pid[first], row[first])
+        else:
+            e = np.empty(0, np.int64)
+            look = _Lookup(names, kept, e, e, e)
+        self._lookups[(key, stage, skip_damaged)] = look
+        return look
+
+    def row_map(self, key: str, stage: str | None = None) -> dict[int, tuple[str, int]]:
+        """dataset index -> (part, row) over committed parts (with ``stage``)."""
+        look = self._lookup(key, stage)
+        names = [p.name for p in look.parts]
+        return {int(d): (names[int(p)], int(r)) for d, p, r in zip(look.index, look.part, look.row)}
+
+    def present(self, key: str, stages: Iterable[str], *, skip_damaged: bool = False) -> set[int]:
+        """Dataset indices that hold every one of ``stages`` (any committed row for none)."""
+        stages = list(stages)
+        if not stages:
+            return set(self._lookup(key, None, skip_damaged).index.tolist())
+        sets = [self._lookup(key, s, skip_damaged).index for s in stages]
+        out = sets[0]
+        for s in sets[1:]:
+            out = np.intersect1d(out, s, assume_unique=True)
+        return set(out.tolist())
+
+    def read_rows(self, key: str, indices: np.ndarray, stage: str | None = None,
+                  what: str = "feat") -> np.ndarray:
+        """Rows of ``feat/<stage>``, ``label`` or ``thumb`` for dataset ``indices``, in order.
+
+        Only the chunks that hold requested rows are read; each is checked to
+        exist first and to pass its checksum (a :class:`DamagedError` otherwise).
+        """
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        look = self._lookup(key, stage if what == "feat" else None)
+        pos = np.searchsorted(look.index, indices)
+        found = pos < len(look.index)
+        found[found] = look.index[pos[found]] == indices[found]
+        if not found.all():
+            raise NotFoundError(f"entry {key[:12]} lacks {int((~found).sum())} of the requested rows"
+                                + (f" for stage {stage}" if stage else ""),
+                                "run `vistsne extract` with the same selection first")
+        if len(indices) == 0:
+            return np.empty((0,), dtype=np.float32)
+        part_of, row_of = look.part[pos], look.row[pos]
+        array = f"feat/{stage}" if what == "feat" else what
+        out = None
+        order = np.argsort(part_of, kind="stable")
+        bounds = np.flatnonzero(np.diff(part_of[order])) + 1
+        for sel in np.split(order, bounds):
+            p = look.parts[int(part_of[sel[0]])]
+            arr, where = self._part_array(key, p, array)
+            data = arrays.read_rows(self._chunks, arr, row_of[sel], where, check=self.check_chunks)
+            if out is None:
+                out = np.empty((len(indices),) + data.shape[1:], dtype=data.dtype)
+            out[sel] = data
+        return out
+
+    # ------------------------------------------------------------ sizes
+    def size_bytes(self, key: str | None = None) -> int:
+        if not self.local:
+            return 0
+        root = os.path.join(self.path, "entries", key) if key else self.path
+        total = 0
+        for dirpath, _, files in os.walk(root):
+            for f in files:
+                try:
+                    total += os.path.getsize(os.path.join(dirpath, f))
+                except OSError:
+                    pass
+        return total

@@ -1,0 +1,130 @@
+"""Who writes: a process's identity (host, pid, start time) and whether it still runs.
+
+A writer is recorded on what it writes (each part and map attempt) and, while
+it works on an entry, as a marker under ``entries/<key>/writers/<id>``
+(:meth:`vistsne.store.Store.writing`). ``gc`` removes nothing a live writer
+owns. A pid alone is not enough after the writer dies (pids are reused), so
+the process start time is recorded too and must match. Writers on other
+hosts cannot be checked; they count as live until they are older than a
+limit the caller gives.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import socket
+
+_START_TOLERANCE_S = 2.0
+_identity_cache: dict[int, dict] = {}
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def now_iso_us() -> str:
+    """A timestamp that orders events within a second (for 'first complete' choices)."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def age_seconds(iso: str | None) -> float:
+    """Seconds since ``iso`` (an ISO time); infinite when missing or unreadable."""
+    try:
+        t = _dt.datetime.fromisoformat(str(iso))
+    except (TypeError, ValueError):
+        return float("inf")
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=_dt.timezone.utc)
+    return (_dt.datetime.now(_dt.timezone.utc) - t).total_seconds()
+
+
+def _boot_time() -> float | None:
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("btime "):
+                    return float(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (Linux), else None."""
+    try:
+        with open(f"/proc/{int(pid)}/stat") as f:
+            text = f.read()
+    except (OSError, ValueError):
+        return None
+    return text[text.rfind(")") + 2:].split()
+
+
+def process_start(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), where the system says (Linux)."""
+    fields = _proc_stat(pid)
+    boot = _boot_time()
+    if not fields or boot is None or len(fields) < 20:
+        return None
+    try:
+        return round(boot + int(fields[19]) / os.sysconf("SC_CLK_TCK"), 2)
+    except (ValueError, OSError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host and is not a zombie."""
+    try:
+        pid = int(pid)
+    except (TypeError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    fields = _proc_stat(pid)
+    return not (fields and fields[0] in ("Z", "X"))
+
+
+def identity() -> dict:
+    """This process as a writer: host, pid, start time and when it first wrote."""
+    pid = os.getpid()
+    if pid not in _identity_cache:  # a fork is a new writer
+        _identity_cache[pid] = {"host": socket.gethostname(), "pid": pid, "start": process_start(pid),
+                                "since": now_iso()}
+    return dict(_identity_cache[pid])
+
+
+def same_host(writer: dict | None) -> bool:
+    return bool(writer) and writer.get("host") == socket.gethostname()
+
+
+def alive(writer: dict | None) -> bool:
+    """Whether the writer is a running process on this host (False for other hosts and unknowns)."""
+    if not same_host(writer):
+        return False
+    pid = writer.get("pid", -1)
+    if not pid_alive(pid):
+        return False
+    recorded = writer.get("start")
+    if recorded is None:
+        return True  # recorded without a start time: the pid is all there is
+    now = process_start(int(pid))
+    return now is None or abs(float(now) - float(recorded)) <= _START_TOLERANCE_S
+
+
+def live(writer: dict | None, older_than: float, since: str | None = None) -> bool:
+    """Whether a writer may still be working: alive on this host, or on another host and recent.
+
+    ``since`` is the time to age a writer of another host by (default: its own
+    ``since``); it counts as live for ``older_than`` seconds after that.
+    """
+    if not writer:
+        return False
+    if same_host(writer):
+        return alive(writer)
+    return age_seconds(since or writer.get("since")) <= older_than
