@@ -450,7 +450,7 @@ def _entry_rows(st, key) -> int:
 @handle_errors
 def store_ls(store_path, as_json):
     """A table of the store's entries."""
-    from .entries import entry_summaries
+    from .store.summary import entry_summaries
 
     st = _open_store(store_path, "r")
     rows = entry_summaries(st)
@@ -509,6 +509,7 @@ def store_rm(key, store_path):
     """Remove one entry and its embeddings."""
     st = _open_store(store_path)
     key = st.resolve_entry(key)
+    st.check_writable()
     st.remove_entry(key)
     click.echo(f"store rm: removed entry {key[:12]} from {st.path}")
 
@@ -516,39 +517,77 @@ def store_rm(key, store_path):
 @store.command("gc")
 @click.option("--older-than", default=3600.0, show_default=True, type=float,
               help="Seconds after which an uncommitted part of a writer on another host counts as dead.")
+@click.option("--grace", default=60.0, show_default=True, type=float,
+              help="Seconds an entry without committed rows is kept after its last change (a run may be starting).")
 @store_option
 @json_option
 @handle_errors
-def store_gc(older_than, store_path, as_json):
-    """Remove incomplete leftovers and orphaned embeddings."""
-    from .entries import collect_garbage
+def store_gc(older_than, grace, store_path, as_json):
+    """Remove leftovers of dead writers (never a live writer's) and orphaned embeddings."""
+    from .store.gc import collect_garbage
 
     st = _open_store(store_path)
-    removed = collect_garbage(st, older_than)
+    st.check_writable()
+    removed = collect_garbage(st, older_than, grace)
     _emit(as_json, removed, f"store gc: removed {len(removed['parts'])} incomplete parts, "
           f"{len(removed['entries'])} incomplete entries, {len(removed['embeddings'])} incomplete or "
           f"orphaned embeddings from {st.path}")
 
 
 @store.command("verify")
+@click.option("--deep", is_flag=True, help="Also read every byte: check each chunk's checksum (reports MB/s).")
 @store_option
 @json_option
 @handle_errors
-def store_verify(store_path, as_json):
-    """Check every entry's shapes and completeness; exit 1 on damage."""
+def store_verify(deep, store_path, as_json):
+    """Check metadata, shapes and that every chunk exists (--deep: every byte); exit 1 on damage."""
+    from .store.verify import verify_store
+
     st = _open_store(store_path, "r")
-    problems = []
-    keys = st.entry_keys()
-    for k in keys:
-        problems += st.verify_entry(k)
+    report = verify_store(st, deep=deep)
     if as_json:
-        click.echo(json.dumps({"entries": len(keys), "problems": problems}))
+        click.echo(json.dumps(report.to_json()))
     else:
-        for p in problems:
-            click.echo(p)
-        click.echo(f"store verify: {len(keys)} entries, {len(problems)} problems in {st.path}")
-    if problems:
+        for p in report.problems:
+            click.echo(str(p))
+        click.echo(report.summary(st.path))
+    if report.problems:
         sys.exit(1)
+
+
+@store.command("repair")
+@click.option("--yes", "-y", is_flag=True, help="Drop the damaged parts and maps without asking.")
+@store_option
+@json_option
+@handle_errors
+def store_repair(yes, store_path, as_json):
+    """Drop damaged parts and maps (found by a deep verify), so that extract and embed recompute them."""
+    from .errors import StoreError
+    from .store.repair import apply_repair, plan_repair
+
+    st = _open_store(store_path)
+    st.check_writable()
+    report, plan = plan_repair(st)
+    if not plan:
+        left = len(report.problems)
+        _emit(as_json, {"parts": [], "embeddings": [], "dataset_labels": [], "entries": [],
+                        "left": [str(p) for p in report.problems]},
+              f"store repair: nothing damaged in {st.path}"
+              + (f" ({left} leftovers of interrupted runs: `vistsne store gc` removes them)" if left else ""))
+        return
+    if not as_json:
+        for p in plan:
+            click.echo(str(p))
+    if not yes:
+        if as_json or not sys.stdin.isatty():
+            raise StoreError(f"store repair would drop {len(plan)} damaged parts or maps in {st.path}",
+                             "rerun with --yes to drop them")
+        click.confirm(f"drop these {len(plan)} damaged parts or maps?", abort=True)
+    done = apply_repair(st, plan)
+    done["left"] = [str(p) for p in report.problems if p.action != "repair"]
+    _emit(as_json, done, f"store repair: dropped {len(done['parts'])} parts, {len(done['embeddings'])} maps, "
+          f"{len(done['dataset_labels'])} label arrays and {len(done['entries'])} entries from {st.path}; "
+          "`vistsne extract` recomputes the dropped rows, `vistsne embed` the maps")
 
 
 GREEDY = {"--class-idx": lambda t: t.lstrip("-").isdigit() and not t.startswith("-"),
