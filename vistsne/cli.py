@@ -57,6 +57,8 @@ def handle_errors(fn):
         except KeyboardInterrupt:
             click.echo("interrupted: committed rows are kept; run the same command to resume", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            raise  # a reader closed the pipe (`| head`): main() exits quietly
         except click.exceptions.Exit:
             raise
         except (click.ClickException, click.Abort):
@@ -95,22 +97,33 @@ def debug_option(fn):
     return click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")(fn)
 
 
-def model_options(fn):
-    """The options that, with CONFIG, define a feature entry (shared by all stages)."""
+def model_options(fn=None, *, picks_only: bool = False):
+    """The options that, with CONFIG, define a feature entry (shared by all stages).
+
+    ``picks_only``: for embed and render, where they only say which stored
+    entry is meant (nothing is built or run); the help says so.
+    """
+    if fn is None:
+        return lambda f: model_options(f, picks_only=picks_only)
+    tail = " Only picks the stored entry; nothing runs." if picks_only else ""
     opts = [
-        click.option("--checkpoint", default=None, metavar="PATH|URL", help="Checkpoint file or URL (default: random init)."),
-        click.option("--test-cfg", default=None, metavar="CFG", help="Config whose test_dataloader is used."),
+        click.option("--checkpoint", default=None, metavar="PATH|URL",
+                     help="Checkpoint file or URL (default: random init)." + tail),
+        click.option("--test-cfg", default=None, metavar="CFG", help="Config whose test_dataloader is used." + tail),
         click.option("--cfg-options", multiple=True, metavar="K=V",
-                     help="Override config keys: --cfg-options a=1 b=2 (as vis_tsne.py) or repeat the flag."),
+                     help="Override config keys: --cfg-options a=1 b=2 (as vis_tsne.py) or repeat the flag." + tail),
         click.option("--images", default=None, type=click.Path(), metavar="DIR",
-                     help="Use a class-per-folder image tree as the test data."),
+                     help="Use a class-per-folder image tree as the test data." + tail),
         click.option("--pool", type=click.Choice(["avg", "cls"]), default="avg", show_default=True,
-                     help="Pooling of (N,L,C) token outputs: token mean or class token."),
+                     help="Pooling of (N,L,C) token outputs: token mean or class token." + tail),
         click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
-                     help="Stored feature precision."),
-        click.option("--trust-checkpoint", is_flag=True,
-                     help="Load checkpoints with arbitrary pickled objects (only for sources you trust)."),
+                     help="Stored feature precision." + tail),
+        click.option("--image-size", type=int, default=None, metavar="N",
+                     help="Resize every image to N x N first (a Resize in the test pipeline)." + tail),
     ]
+    if not picks_only:
+        opts.append(click.option("--trust-checkpoint", is_flag=True,
+                                 help="Load checkpoints with arbitrary pickled objects (only for sources you trust)."))
     for o in reversed(opts):
         fn = o(fn)
     return fn
@@ -199,14 +212,16 @@ def _progress_enabled() -> bool:
 @click.option("--batch-size", type=int, default=None, help="Default: the config's test batch size.")
 @click.option("--num-workers", type=int, default=None,
               help="DataLoader workers. Default: the config's, at most cores - 1.")
+@click.option("--allow-partial-checkpoint", is_flag=True,
+              help="Use a checkpoint that leaves some model weights unloaded (the entry records how many).")
 @click.option("--flush-rows", type=int, default=1024, hidden=True, help="Rows per committed part.")
 @store_option
 @json_option
 @debug_option
 @handle_errors
-def extract(config, checkpoint, test_cfg, cfg_options, images, pool, dtype, trust_checkpoint, vis_stage,
-            class_idx, max_num_class, max_num_samples, device, batch_size, num_workers, flush_rows, store_path,
-            as_json, debug):
+def extract(config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size, trust_checkpoint,
+            vis_stage, class_idx, max_num_class, max_num_samples, device, batch_size, num_workers,
+            allow_partial_checkpoint, flush_rows, store_path, as_json, debug):
     """Run CONFIG's model over a class-balanced subset and store every stage.
 
     CONFIG is a path, mmpretrain::<dir>/<name>.py, or a seed-style
@@ -221,8 +236,9 @@ def extract(config, checkpoint, test_cfg, cfg_options, images, pool, dtype, trus
                            cfg_options=_split_multi(cfg_options), images=images, vis_stage=vis_stage,
                            class_idx=sel.class_idx, max_num_class=sel.max_num_class,
                            max_num_samples=sel.max_num_samples, device=device, batch_size=batch_size,
-                           num_workers=num_workers, pool=pool, dtype=dtype,
-                           trust_checkpoint=trust_checkpoint, flush_rows=flush_rows).validate()
+                           num_workers=num_workers, pool=pool, dtype=dtype, image_size=image_size,
+                           trust_checkpoint=trust_checkpoint, allow_partial_checkpoint=allow_partial_checkpoint,
+                           flush_rows=flush_rows).validate()
     store = _open_store(store_path)
     res = pipeline.extract(store, params, progress=_progress_enabled() and not as_json)
     stages = ", ".join(f"{k} ({v})" for k, v in res.stages.items())
@@ -257,14 +273,15 @@ def _entry_args(fn):
     ]
     for o in reversed(opts):
         fn = o(fn)
-    return model_options(fn)
+    return model_options(fn, picks_only=True)
 
 
-def _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype):
+def _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size):
     from .locate import EntryRef
 
     return EntryRef(entry=entry, config=config, checkpoint=checkpoint, test_cfg=test_cfg,
-                    cfg_options=_split_multi(cfg_options), images=images, pool=pool, dtype=dtype)
+                    cfg_options=_split_multi(cfg_options), images=images, pool=pool, dtype=dtype,
+                    image_size=image_size)
 
 
 def tsne_options(fn):
@@ -273,6 +290,8 @@ def tsne_options(fn):
         click.option("--n-iter", default="1000", show_default=True,
                      help="Total iterations, early exaggeration included; comma list sweeps."),
         click.option("--early-exaggeration", default="12", show_default=True, help="Comma list sweeps."),
+        click.option("--early-exaggeration-iter", default=250, show_default=True, type=int,
+                     help="Iterations of the early-exaggeration phase (part of --n-iter)."),
         click.option("--learning-rate", default="auto", show_default=True,
                      help="auto = max(200, N/early_exaggeration), openTSNE units; comma list sweeps."),
         click.option("--n-components", default=2, show_default=True, type=int, help="1, 2 or 3."),
@@ -294,12 +313,12 @@ def tsne_options(fn):
 
 
 def build_embed_params(perplexity, n_iter, early_exaggeration, learning_rate, n_components, init,
-                       n_iter_without_progress, pca_dims, seed, method):
+                       n_iter_without_progress, pca_dims, seed, method, early_exaggeration_iter=250):
     from .embed import EmbedParams, sweep
 
     pca = pca_dims if str(pca_dims).lower() == "auto" else int(pca_dims)
     base = EmbedParams(n_components=n_components, n_iter_without_progress=n_iter_without_progress,
-                       pca_dims=pca, method=method)
+                       pca_dims=pca, method=method, early_exaggeration_iter=early_exaggeration_iter)
     return sweep(base, perplexity=_csv(perplexity, float, "--perplexity"),
                  n_iter=_csv(n_iter, int, "--n-iter"),
                  early_exaggeration=_csv(early_exaggeration, float, "--early-exaggeration"),
@@ -317,24 +336,25 @@ def build_embed_params(perplexity, n_iter, early_exaggeration, learning_rate, n_
 @json_option
 @debug_option
 @handle_errors
-def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, trust_checkpoint, stages,
-          class_idx, max_num_class, max_num_samples, perplexity, n_iter, early_exaggeration, learning_rate,
-          n_components, init, n_iter_without_progress, pca_dims, seed, method, n_jobs, store_path, as_json,
-          debug):
+def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size, stages,
+          class_idx, max_num_class, max_num_samples, perplexity, n_iter, early_exaggeration,
+          early_exaggeration_iter, learning_rate, n_components, init, n_iter_without_progress, pca_dims, seed,
+          method, n_jobs, store_path, as_json, debug):
     """openTSNE over cached features: no inference, cached maps, metrics.
 
-    The entry is --entry KEY, or CONFIG [--checkpoint] (its key is computed,
-    nothing runs), or the most recent entry. Lists sweep: --perplexity 5,30,50.
+    The entry is --entry KEY, or CONFIG [--checkpoint ...] (found by its stored
+    provenance; nothing is built or run), or the most recent entry.
+    Lists sweep: --perplexity 5,30,50.
     """
     from . import pipeline
     from .embed.entry import metrics_table
 
     t0 = time.perf_counter()
     params = build_embed_params(perplexity, n_iter, early_exaggeration, learning_rate, n_components, init,
-                                n_iter_without_progress, pca_dims, seed, method)
+                                n_iter_without_progress, pca_dims, seed, method, early_exaggeration_iter)
     sel = _selection(class_idx, max_num_class, max_num_samples)
     st = _open_store(store_path)
-    ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype)
+    ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size)
     done = pipeline.embed(st, ref, _split_multi(stages) or ("all",), params, sel, n_jobs=n_jobs,
                           progress=_progress_enabled() and not as_json)
     key, records = done.entry, done.records
@@ -366,7 +386,7 @@ def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype,
 @json_option
 @debug_option
 @handle_errors
-def render(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, trust_checkpoint, stages,
+def render(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size, stages,
            embeddings, out_dir, formats, legend, show, point_size, dpi, mosaic, store_path, as_json, debug):
     """Figures from the store alone: one per map, sweep sheets, an HTML page."""
     from . import pipeline
@@ -379,7 +399,7 @@ def render(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype
 
     check_out_dir(out_dir)
     st = _open_store(store_path, "r")
-    ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype)
+    ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size)
     res = pipeline.render(st, ref, out_dir, params, stages=_split_multi(stages),
                           embeddings=_split_multi(embeddings) or ("all",),
                           progress=_progress_enabled() and not as_json)
@@ -621,7 +641,14 @@ def expand_greedy(argv: list[str]) -> list[str]:
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    cli.main(args=expand_greedy(argv), prog_name="vistsne")
+    try:
+        cli.main(args=expand_greedy(argv), prog_name="vistsne")
+    except BrokenPipeError:
+        # the reader of our output went away (`vistsne store info KEY | head -1`): stop quietly,
+        # and keep Python from complaining again when it flushes stdout at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
 
 
 if __name__ == "__main__":  # pragma: no cover

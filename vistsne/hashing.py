@@ -37,7 +37,14 @@ def _plain(obj: Any) -> Any:
         return _plain(obj.item())
     if hasattr(obj, "tolist"):
         return _plain(obj.tolist())
-    return repr(obj)
+    if isinstance(obj, type) or callable(obj) and hasattr(obj, "__qualname__"):
+        # classes and functions in python-style configs: their import path is stable across processes
+        return f"{getattr(obj, '__module__', '?')}.{obj.__qualname__}"
+    text = repr(obj)
+    if " at 0x" in text or " object at " in text:
+        raise TypeError(f"cannot hash {type(obj).__name__} for a cache key: its repr ({text[:60]}) "
+                        "differs between processes")
+    return text
 
 
 def canonical_json(obj: Any) -> str:

@@ -31,6 +31,7 @@ class EntryRef:
     images: str | None = None
     pool: str = "avg"
     dtype: str = "float32"
+    image_size: int | None = None
 
     def extract_flags(self) -> list[str]:
         out: list[str] = []
@@ -44,6 +45,8 @@ class EntryRef:
             out += ["--pool", self.pool]
         if self.dtype != "float32":
             out += ["--dtype", self.dtype]
+        if self.image_size is not None:
+            out += ["--image-size", str(self.image_size)]
         return out
 
 
@@ -68,6 +71,7 @@ def _matches(meta: dict, ref: EntryRef) -> bool:
         and _same_path(meta.get("images"), ref.images)
         and extract.get("pool", "avg") == ref.pool
         and extract.get("dtype", "float32") == ref.dtype
+        and meta.get("image_size") == ref.image_size
     )
 
 

@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="t-SNE seed (the reference had none)")
     g.add_argument("--format", default="png", help="comma list of png, svg, pdf, html")
     g.add_argument("--batch-size", type=int, default=None, help="inference batch size (default: the config's)")
+    g.add_argument("--early-exaggeration-iter", type=int, default=250,
+                   help="iterations of the early-exaggeration phase (part of --n-iter)")
+    g.add_argument("--image-size", type=int, default=None,
+                   help="resize every image to N x N first (a Resize in the test pipeline)")
+    g.add_argument("--allow-partial-checkpoint", action="store_true",
+                   help="use a checkpoint that leaves some model weights unloaded (the entry records how many)")
     g.add_argument("--trust-checkpoint", action="store_true",
                    help="load checkpoints with arbitrary pickled objects (trusted sources only)")
     g.add_argument("--json", action="store_true", help="print one JSON document instead of the summary line")
@@ -180,12 +186,14 @@ def run(argv: list[str], *, show_progress: bool = True) -> RunResult:
                           early_exaggeration=args.early_exaggeration,
                           learning_rate=args.learning_rate * SKLEARN_LR_FACTOR,
                           n_components=args.n_components, init=args.init,
-                          n_iter_without_progress=args.n_iter_without_progress, seed=args.seed).validate()
+                          n_iter_without_progress=args.n_iter_without_progress, seed=args.seed,
+                          early_exaggeration_iter=args.early_exaggeration_iter).validate()
     xparams = ExtractParams(config=args.config, checkpoint=args.checkpoint, test_cfg=args.test_cfg,
                             cfg_options=tuple(args.cfg_options or ()), images=args.images, vis_stage="all",
                             class_idx=tuple(args.class_idx) if args.class_idx else None,
                             max_num_class=args.max_num_class, max_num_samples=args.max_num_samples,
-                            device=args.device, batch_size=args.batch_size,
+                            device=args.device, batch_size=args.batch_size, image_size=args.image_size,
+                            allow_partial_checkpoint=args.allow_partial_checkpoint,
                             trust_checkpoint=args.trust_checkpoint).validate()
 
     # the work dir first (the reference logs there from the start)

@@ -113,17 +113,38 @@ def allowed_globals() -> list:
             (_safe_getattr(), "builtins.getattr")]
 
 
-def load_checkpoint_file(path: Path, trust: bool = False) -> dict:
+def read_checkpoint_bytes(path: Path, expected_sha256: str | None = None) -> bytes:
+    """The checkpoint's bytes, read once; they must hash to ``expected_sha256`` (the entry key's hash).
+
+    Loading the very bytes that were hashed means a file replaced between the
+    key and the load (a training run rewriting ``latest.pth``) is never stored
+    under the old key.
+    """
+    import hashlib
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({e.strerror or e})", "check the path") from e
+    if expected_sha256 and hashlib.sha256(data).hexdigest() != expected_sha256:
+        raise CheckpointError(f"checkpoint {path} changed while vistsne was reading it (is a training run "
+                              "writing it?)", "run the command again once the file is complete")
+    return data
+
+
+def load_checkpoint_file(path: Path, trust: bool = False, expected_sha256: str | None = None) -> dict:
     """``torch.load`` with weights only and the allow-list (or everything, if trusted)."""
+    import io
     import pickle
 
     import torch
 
+    data = io.BytesIO(read_checkpoint_bytes(path, expected_sha256))
     try:
         if trust:
-            return torch.load(path, map_location="cpu", weights_only=False)
+            return torch.load(data, map_location="cpu", weights_only=False)
         with torch.serialization.safe_globals(allowed_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(data, map_location="cpu", weights_only=True)
     except UnsafeCheckpointError:
         raise
     except pickle.UnpicklingError as e:
@@ -155,9 +176,16 @@ def state_dict_of(ckpt) -> dict:
     return {re.sub(r"^module\.", "", k): v for k, v in ckpt.items() if hasattr(v, "shape")}
 
 
-def apply_checkpoint(model, path: Path, trust: bool = False) -> dict:
-    """Load ``path`` into ``model``; report mismatched keys; fail if none match."""
-    ckpt = load_checkpoint_file(path, trust)
+def apply_checkpoint(model, path: Path, trust: bool = False, *, allow_partial: bool = False,
+                     expected_sha256: str | None = None) -> dict:
+    """Load ``path`` into ``model``; refuse a checkpoint that leaves model weights unloaded.
+
+    Model weights missing from the checkpoint, or of another shape there, make
+    the features partly random: that is refused unless ``allow_partial``, and
+    the counts are returned for the entry to record. Checkpoint keys the model
+    lacks (a head the config does not use, say) are only logged.
+    """
+    ckpt = load_checkpoint_file(path, trust, expected_sha256)
     state = state_dict_of(ckpt)
     own = model.state_dict()
     matched = [k for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)]
@@ -169,6 +197,14 @@ def apply_checkpoint(model, path: Path, trust: bool = False) -> dict:
     shape_bad = [k for k, v in state.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
     unexpected = [k for k in state if k not in own]
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    weights = len([k for k in own if not k.endswith("num_batches_tracked")])
+    if (missing or shape_bad) and not allow_partial:
+        example = ", ".join((shape_bad + missing)[:2])
+        raise CheckpointError(
+            f"checkpoint {path} leaves {len(missing)} of the model's {weights} weights unloaded and "
+            f"{len(shape_bad)} of another shape (e.g. {example}), so the features would be partly random",
+            "is it a checkpoint of this config? pass --allow-partial-checkpoint to use it anyway "
+            "(the entry records the counts)")
     model.load_state_dict({k: state[k] for k in matched}, strict=False)
     for what, keys in (("checkpoint keys are not in the model", unexpected),
                        ("model weights are missing from the checkpoint (left at init)", missing),
@@ -177,4 +213,4 @@ def apply_checkpoint(model, path: Path, trust: bool = False) -> dict:
             log.warning("%d %s, e.g. %s", len(keys), what, ", ".join(keys[:3]))
     meta = ckpt.get("meta", {}) if isinstance(ckpt, dict) else {}
     return {"matched": len(matched), "unexpected": len(unexpected), "missing": len(missing),
-            "shape_mismatch": len(shape_bad), "meta": meta if isinstance(meta, dict) else {}}
+            "shape_mismatch": len(shape_bad), "weights": weights, "meta": meta if isinstance(meta, dict) else {}}

@@ -58,6 +58,9 @@ def resolve_config_path(config: str) -> Path:
     path = Path(text).expanduser()
     if path.is_file():
         return path
+    if path.is_dir():
+        raise ConfigError(f"config {text} is a folder, not a config file",
+                          f"pass one of the .py files in it, e.g. {next(iter(sorted(path.glob('*.py'))), 'x.py')}")
     if not path.is_absolute():
         parts = path.parts
         rel = Path(*parts[1:]) if parts and parts[0] == "configs" else path
@@ -115,8 +118,8 @@ def _fromfile(path: Path, import_custom_modules: bool):
 
 def load_config(config: str, cfg_options: Sequence[str] | dict | None = None,
                 test_cfg: str | None = None, images: str | None = None,
-                import_custom_modules: bool = False) -> LoadedConfig:
-    """Load a config and apply ``--cfg-options``, ``--test-cfg`` and ``--images``."""
+                import_custom_modules: bool = False, image_size: int | None = None) -> LoadedConfig:
+    """Load a config and apply ``--cfg-options``, ``--test-cfg``, ``--images`` and ``--image-size``."""
     path = resolve_config_path(config)
     cfg = _fromfile(path, import_custom_modules)
     opts = _parse_cfg_options(cfg_options)
@@ -142,6 +145,8 @@ def load_config(config: str, cfg_options: Sequence[str] | dict | None = None,
         raise ConfigError(f"the test_dataloader of {config} has no dataset", "add one, or use --test-cfg")
     if images is not None:
         use_images(cfg, images)
+    if image_size is not None:
+        use_image_size(cfg, int(image_size))
     cfg.model.setdefault("data_preprocessor", cfg.get("data_preprocessor", None))
     name = path.stem
     return LoadedConfig(cfg=cfg, path=path, name=name)
@@ -171,6 +176,14 @@ def use_images(cfg, images: str) -> None:
             cfg.model["data_preprocessor"] = dp
     cfg.test_dataloader.dataset = dict(type="CustomDataset", data_root=str(root.resolve()),
                                        with_label=True, pipeline=pipeline)
+
+
+def use_image_size(cfg, size: int) -> None:
+    """Resize every test image to ``size`` x ``size`` (``--image-size``): a Resize right after loading."""
+    pipeline = list(cfg.test_dataloader.dataset.get("pipeline", []))
+    at = next((i + 1 for i, t in enumerate(pipeline) if t.get("type") in LOADERS), 0)
+    pipeline.insert(at, dict(type="Resize", scale=(int(size), int(size))))
+    cfg.test_dataloader.dataset.pipeline = pipeline
 
 
 def _to_plain(obj):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..errors import DatasetError, StageError
+from ..errors import DatasetError, FeatureError, StageError
 from ..hashing import SCHEMA_VERSION, file_sha256, sha256_json
 from ..progress import Progress
 from ..resources import available_cores
@@ -57,17 +57,28 @@ class ExtractResult:
 
 def entry_key(params: ExtractParams) -> KeyInfo:
     """The content key of an entry: config parts, data fingerprint, checkpoint bytes."""
-    loaded = load_config(params.config, params.cfg_options, params.test_cfg, params.images)
+    loaded = load_config(params.config, params.cfg_options, params.test_cfg, params.images,
+                         image_size=params.image_size)
     fingerprint = check_dataset(loaded, params.config)
     ckpt = resolve_checkpoint(params.checkpoint)
     sha = file_sha256(ckpt) if ckpt is not None else "none"
-    key = sha256_json({
-        "schema": SCHEMA_VERSION,
-        "spec": feature_spec(loaded),
-        "data_files": fingerprint,
-        "checkpoint_sha256": sha,
-        "extract": params.key_fields(),
-    })
+    spec = feature_spec(loaded)
+    if params.images is not None:
+        # an --images tree is identified by its files (the fingerprint), not by where it lies
+        spec["dataset"]["data_root"] = "<--images>"
+    try:
+        key = sha256_json({
+            "schema": SCHEMA_VERSION,
+            "spec": spec,
+            "data_files": fingerprint,
+            "checkpoint_sha256": sha,
+            "extract": params.key_fields(),
+        })
+    except TypeError as e:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"config {params.config}: {e}", "use plain values (numbers, strings, lists, dicts) "
+                          "in the model, pipeline and dataset sections") from e
     return KeyInfo(key=key, loaded=loaded, checkpoint_path=ckpt, checkpoint_sha256=sha, fingerprint=fingerprint)
 
 
@@ -133,6 +144,7 @@ def _provenance(params: ExtractParams, info: KeyInfo, device: str, class_names: 
         "checkpoint": params.checkpoint,
         "checkpoint_sha256": info.checkpoint_sha256,
         "images": params.images,
+        "image_size": params.image_size,
         "test_cfg": params.test_cfg,
         "cfg_options": list(params.cfg_options),
         "class_names": class_names,
@@ -147,10 +159,65 @@ def _provenance(params: ExtractParams, info: KeyInfo, device: str, class_names: 
     }
 
 
-def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: bool, t0: float) -> ExtractResult:
-    import torch
+class _Rows:
+    """The rows still to compute, as a map-style dataset of ``(dataset index, sample)``.
+
+    A module-level class (and :func:`_collate` a module-level function), so
+    that DataLoader workers started with ``spawn`` (macOS, Windows, Python
+    3.14's default on Linux) can pickle them.
+    """
+
+    def __init__(self, dataset, todo: np.ndarray):
+        self.dataset = dataset
+        self.todo = np.asarray(todo, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.todo)
+
+    def __getitem__(self, i: int):
+        di = int(self.todo[i])
+        return di, self.dataset[di]
+
+
+SIZE_HINT = ("pass --image-size N to resize every image to N x N (the size the config's model expects), "
+             "or add a Resize to the config's test pipeline")
+
+
+def _collate(batch):
     from mmengine.dataset import default_collate
 
+    try:
+        return [b[0] for b in batch], default_collate([b[1] for b in batch])
+    except RuntimeError as e:
+        shapes = sorted({tuple(getattr(b[1].get("inputs"), "shape", ())) for b in batch})
+        shown = " and ".join("x".join(map(str, sh[-2:])) for sh in shapes[:2])
+        raise DatasetError(f"images of one batch differ in size ({shown})", SIZE_HINT) from e
+
+
+class _Interrupted(BaseException):
+    """SIGTERM, raised in the main thread so that the rows already computed are committed first."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Interrupted()
+
+
+def _float16_check(feats: dict) -> None:
+    for s, a in feats.items():
+        peak = float(np.max(np.abs(a))) if a.size else 0.0
+        if not np.isfinite(peak) or peak > 65504.0:
+            raise FeatureError(f"stage {s} holds values up to {peak:.3g}, beyond float16's largest (65504); "
+                               "stored as float16 they would become inf",
+                               "extract with --dtype float32 (the default)")
+
+
+def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: bool, t0: float) -> ExtractResult:
+    import signal
+    import threading
+
+    import torch
+
+    from ..errors import ConfigError
     from .checkpoint import apply_checkpoint
     from .model import (StageReader, build_dataset, build_model, dataset_labels_and_classes,
                         pick_device, thumbnails)
@@ -164,41 +231,33 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
     if len(indices) == 0:
         raise DatasetError("no samples of the chosen classes in the test dataset",
                            "check --class-idx / --max-num-class")
-    if not store.has_entry(key):
-        store.create_entry(key, _provenance(params, info, device, class_names), labels)
-    meta = store.entry_meta(key)
-
-    model = build_model(cfg, device, params.init_seed)
+    try:
+        model = build_model(cfg, device, params.init_seed)
+    except (TypeError, KeyError, ValueError, AssertionError, AttributeError) as e:
+        text = " ".join(str(e).split()) or e.__class__.__name__
+        opts = " ".join(params.cfg_options)
+        raise ConfigError(f"the model of {params.config} cannot be built: {e.__class__.__name__}: {text[-300:]}",
+                          f"check --cfg-options {opts}" if opts else "check the config's model section") from e
+    partial = None
     if info.checkpoint_path is not None:
-        apply_checkpoint(model, info.checkpoint_path, params.trust_checkpoint)
+        loaded = apply_checkpoint(model, info.checkpoint_path, params.trust_checkpoint,
+                                  allow_partial=params.allow_partial_checkpoint,
+                                  expected_sha256=info.checkpoint_sha256)
+        if loaded["missing"] or loaded["shape_mismatch"]:
+            partial = {k: loaded[k] for k in ("weights", "matched", "missing", "shape_mismatch", "unexpected")}
     reader = StageReader(model, params.vis_stage, params.pool)
     dp = model.data_preprocessor
     bgr = bool(getattr(dp, "to_rgb", False) or getattr(dp, "_channel_conversion", False))
 
+    meta = store.entry_meta(key) if store.has_entry(key) else {}
     stages = _requested_stages(meta, params.vis_stage)
     todo = indices if stages is None else np.setdiff1d(
         indices, np.fromiter(store.present(key, stages), np.int64))
     loader_cfg = cfg.test_dataloader
     batch_size = params.batch_size or int(loader_cfg.get("batch_size", 32))
     num_workers = loader_workers(params.num_workers, loader_cfg)
-
-    class Rows(torch.utils.data.Dataset):
-        def __len__(self):
-            return len(todo)
-
-        def __getitem__(self, i):
-            di = int(todo[i])
-            return di, dataset[di]
-
-    def collate(batch):
-        try:
-            return [b[0] for b in batch], default_collate([b[1] for b in batch])
-        except RuntimeError as e:
-            raise DatasetError(f"images of one batch differ in size ({str(e).splitlines()[0][:120]})",
-                               "add a Resize/CenterCrop to the test pipeline or use images of one size") from e
-
-    loader = torch.utils.data.DataLoader(Rows(), batch_size=batch_size, shuffle=False,
-                                         num_workers=num_workers, collate_fn=collate,
+    loader = torch.utils.data.DataLoader(_Rows(dataset, todo), batch_size=batch_size, shuffle=False,
+                                         num_workers=num_workers, collate_fn=_collate,
                                          persistent_workers=False)
     dtype = np.float16 if params.dtype == "float16" else np.float32
     buf: dict[str, list] = {"index": [], "thumb": []}
@@ -220,36 +279,63 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
         feats_buf.clear()
         last_flush = time.perf_counter()
 
+    def first_batch(out) -> None:
+        """The model ran once: now (and not before) the entry is created, with its stages."""
+        nonlocal dims, meta
+        dims = {s: int(t.shape[1]) for s, t in out.items()}
+        if not dims:
+            raise StageError(f"no stage {params.vis_stage} in this model",
+                             "use --vis-stage all to store what it has")
+        for note in reader.notes:
+            log.info(note)
+        if not store.has_entry(key):
+            prov = _provenance(params, info, device, class_names)
+            if partial:
+                prov["partial_checkpoint"] = partial
+            store.create_entry(key, prov, labels)
+        meta = store.entry_meta(key)
+        sets = dict(meta.get("stage_sets") or {})
+        sets[params.vis_stage] = sorted(dims)
+        store.update_entry_meta(key, stages=dims, stage_sets=sets)
+
+    old_term = None
+    if threading.current_thread() is threading.main_thread():
+        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     first = True
-    with Progress(len(todo), f"extracting {info.loaded.name}", "img", enabled=show_progress) as bar:
-        with torch.inference_mode():
-            for idx, data in loader:
-                raw = data["inputs"]
-                if isinstance(raw, (list, tuple)):
-                    raise DatasetError("images of one batch differ in size",
-                                       "add a Resize/CenterCrop to the test pipeline or use images of one size")
-                data = dp(data, False)
-                out = reader(data["inputs"])
-                if first:
-                    first = False
-                    dims = {s: int(t.shape[1]) for s, t in out.items()}
-                    if not dims:
-                        raise StageError(f"no stage {params.vis_stage} in this model",
-                                         "use --vis-stage all to store what it has")
-                    for note in reader.notes:
-                        log.info(note)
-                    sets = dict(meta.get("stage_sets") or {})
-                    sets[params.vis_stage] = sorted(dims)
-                    store.update_entry_meta(key, stages=dims, stage_sets=sets)
-                buf["index"].append(np.asarray(idx, dtype=np.int64))
-                buf["thumb"].append(thumbnails(raw, params.thumb_size, bgr))
-                for s, t in out.items():
-                    feats_buf.setdefault(s, []).append(t.float().cpu().numpy())
-                bar.update(len(idx))
-                n_buf = sum(len(a) for a in buf["index"])
-                if n_buf >= params.flush_rows or time.perf_counter() - last_flush > params.flush_seconds:
-                    flush()
-        flush()
+    try:
+        with Progress(len(todo), f"extracting {info.loaded.name}", "img", enabled=show_progress) as bar:
+            with torch.inference_mode():
+                for idx, data in loader:
+                    raw = data["inputs"]
+                    if isinstance(raw, (list, tuple)):
+                        shapes = sorted({tuple(r.shape[-2:]) for r in raw})
+                        raise DatasetError("images of one batch differ in size ("
+                                           + " and ".join("x".join(map(str, sh)) for sh in shapes[:2]) + ")",
+                                           SIZE_HINT)
+                    data = dp(data, False)
+                    out = reader(data["inputs"])
+                    batch = {s: t.float().cpu().numpy() for s, t in out.items()}
+                    if dtype == np.float16:
+                        _float16_check(batch)
+                    if first:
+                        first_batch(out)
+                        first = False
+                    buf["index"].append(np.asarray(idx, dtype=np.int64))
+                    buf["thumb"].append(thumbnails(raw, params.thumb_size, bgr))
+                    for s, a in batch.items():
+                        feats_buf.setdefault(s, []).append(a)
+                    bar.update(len(idx))
+                    n_buf = sum(len(a) for a in buf["index"])
+                    if n_buf >= params.flush_rows or time.perf_counter() - last_flush > params.flush_seconds:
+                        flush()
+            flush()
+    except (KeyboardInterrupt, _Interrupted):
+        flush()  # commit what was computed, so that "committed rows are kept" is true
+        log.warning("interrupted after %d new rows; they are committed, and the same command resumes", new_rows)
+        raise KeyboardInterrupt from None
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     if first:  # nothing to run: every row was there, but this vis_stage was never recorded
         meta = store.entry_meta(key)
         dims = {s: meta["stages"][s] for s in (_requested_stages(meta, params.vis_stage) or meta["stages"])}

@@ -29,6 +29,8 @@ class ExtractParams:
     pool: str = "avg"
     dtype: str = "float32"
     trust_checkpoint: bool = False
+    allow_partial_checkpoint: bool = False  # use a checkpoint that leaves model weights unloaded
+    image_size: int | None = None      # resize every image to this square size (a Resize in the pipeline)
     thumb_size: int = 48
     init_seed: int = 0                 # seeds random init when there is no checkpoint
     flush_rows: int = 1024             # rows buffered before a part is committed
@@ -48,6 +50,8 @@ class ExtractParams:
             raise ParamError("--num-workers must be 0 or more", "pass 0 to load in the main process")
         if self.device is not None and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ParamError(f"unknown --device {self.device!r}", "use cpu, cuda or cuda:N")
+        if self.image_size is not None and not 8 <= int(self.image_size) <= 4096:
+            raise ParamError(f"--image-size {self.image_size} is out of range", "pass 8 to 4096 pixels")
         if not 8 <= self.thumb_size <= 256:
             raise ParamError("thumbnail size must be 8 to 256 px", "use the default 48")
         return self
