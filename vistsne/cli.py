@@ -353,7 +353,7 @@ def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype,
     params = build_embed_params(perplexity, n_iter, early_exaggeration, learning_rate, n_components, init,
                                 n_iter_without_progress, pca_dims, seed, method, early_exaggeration_iter)
     sel = _selection(class_idx, max_num_class, max_num_samples)
-    st = _open_store(store_path)
+    st = _open_store(store_path, "r+")
     ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size)
     done = pipeline.embed(st, ref, _split_multi(stages) or ("all",), params, sel, n_jobs=n_jobs,
                           progress=_progress_enabled() and not as_json)

@@ -26,6 +26,10 @@ def _cores(n_jobs: int | None) -> int:
 
 
 def open_store(path: str | None, mode: str = "a") -> Store:
+    """``mode``: "a" creates the store if needed (extract), "r" reads, "r+" writes into an existing one."""
+    if mode == "r+":
+        Store(path, mode="r")  # a missing store is an error here, not a new empty one
+        mode = "a"
     return Store(path, mode=mode)
 
 
@@ -33,7 +37,9 @@ def extract(store: Store, params, *, progress: bool = True):
     """Features of every selected row into ``store`` (a cache hit runs nothing)."""
     from .extract import extract_entry
 
-    return extract_entry(store, params.validate(), progress=progress)
+    params = params.validate()
+    store.check_writable()  # before any work: a read-only store fails now, not after the inference
+    return extract_entry(store, params, progress=progress)
 
 
 @dataclass
@@ -48,6 +54,7 @@ def embed(store: Store, ref: EntryRef, stages: Sequence[str], params_list: Seque
     from .embed.entry import embed_entry
 
     key = entry or find_entry(store, ref)
+    store.check_writable()  # before any map is computed
     records = embed_entry(store, key, stages, params_list, selection, n_jobs=_cores(n_jobs), progress=progress)
     return EmbedRun(key, records)
 

@@ -293,11 +293,16 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
             if partial:
                 prov["partial_checkpoint"] = partial
             store.create_entry(key, prov, labels)
+        if not writer:
+            writer.append(store.register_writer(key))  # gc leaves the entry alone while this process runs
         meta = store.entry_meta(key)
         sets = dict(meta.get("stage_sets") or {})
         sets[params.vis_stage] = sorted(dims)
         store.update_entry_meta(key, stages=dims, stage_sets=sets)
 
+    writer: list[str] = []
+    if store.has_entry(key):
+        writer.append(store.register_writer(key))
     old_term = None
     if threading.current_thread() is threading.main_thread():
         old_term = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -336,6 +341,8 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
+        for wid in writer:
+            store.unregister_writer(key, wid)
     if first:  # nothing to run: every row was there, but this vis_stage was never recorded
         meta = store.entry_meta(key)
         dims = {s: meta["stages"][s] for s in (_requested_stages(meta, params.vis_stage) or meta["stages"])}

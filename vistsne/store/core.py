@@ -61,6 +61,15 @@ def default_store_path() -> str:
     return os.environ.get("VISTSNE_STORE") or DEFAULT_STORE
 
 
+def missing_store(path: str, what: str = "does not exist") -> NotFoundError:
+    """The one-line error for a store that is not there, naming where its path came from."""
+    if os.environ.get("VISTSNE_STORE") and path == os.environ["VISTSNE_STORE"]:
+        return NotFoundError(f"store {path} (from $VISTSNE_STORE) {what}",
+                             "set VISTSNE_STORE to an existing store, pass --store, or run `vistsne extract CONFIG` "
+                             "to create it")
+    return NotFoundError(f"store {path} {what}", "run `vistsne extract CONFIG` first, or pass --store")
+
+
 def _is_url(path: str) -> bool:
     return "://" in str(path)
 
@@ -93,7 +102,9 @@ class Store(PartsMixin, MapsMixin):
         self.readonly = mode == "r"
         self.local = not _is_url(self.path)
         self._index_cache: dict[tuple[str, str], np.ndarray] = {}
+        self._array_cache: dict[tuple[str, str, str], object] = {}
         self._lookups: dict = {}
+        self._entries_group = None
         try:
             if self.local:
                 self._check_folder()
@@ -111,8 +122,7 @@ class Store(PartsMixin, MapsMixin):
             raise
         except (PermissionError, OSError) as e:
             if isinstance(e, FileNotFoundError) and self.readonly:
-                raise NotFoundError(f"store {self.path} does not exist",
-                                    "run `vistsne extract CONFIG` first, or pass --store") from e
+                raise missing_store(self.path) from e
             raise StoreError(f"store {self.path} is not writable ({e.__class__.__name__}: "
                              f"{getattr(e, 'strerror', None) or e})",
                              "pass --store with a folder you can write to") from e
@@ -132,8 +142,7 @@ class Store(PartsMixin, MapsMixin):
         p = self.path
         if not os.path.exists(p):
             if self.readonly:
-                raise NotFoundError(f"store {p} does not exist",
-                                    "run `vistsne extract CONFIG` first, or pass --store")
+                raise missing_store(p)
             return
         if not os.path.isdir(p):
             raise StoreError(f"cannot open store {p}: it is a file, not a folder",
@@ -143,7 +152,7 @@ class Store(PartsMixin, MapsMixin):
             if _foreign_names(p):
                 raise self._refuse("is not a vistsne store and not empty")
             if self.readonly:
-                raise NotFoundError(f"store {p} is empty", "run `vistsne extract CONFIG` first, or pass --store")
+                raise missing_store(p, "is empty")
             return
         try:
             with open(zj, "rb") as f:
@@ -213,6 +222,32 @@ class Store(PartsMixin, MapsMixin):
         except (KeyError, FileNotFoundError):
             return []
 
+    def _node_attrs(self, path: str) -> dict:
+        """The attributes of the node at ``path`` as stored now; KeyError if there is none.
+
+        A local store's ``zarr.json`` is read directly (no trip through zarr's
+        event loop, which costs milliseconds a call on a busy machine).
+        """
+        if self.local:
+            try:
+                with open(os.path.join(self.path, path, "zarr.json"), "rb") as f:
+                    meta = json.loads(f.read())
+            except (FileNotFoundError, NotADirectoryError) as e:
+                raise KeyError(path) from e
+            if not isinstance(meta, dict):
+                raise ValueError(f"{path}/zarr.json is not a JSON object")
+            return dict(meta.get("attributes") or {})
+        return dict(self.root[path].attrs)
+
+    def _node_exists(self, path: str) -> bool:
+        if self.local:
+            return os.path.exists(os.path.join(self.path, path, "zarr.json"))
+        try:
+            self.root[path]
+        except (KeyError, FileNotFoundError):
+            return False
+        return True
+
     def _lock(self, name: str):
         return attrs.locked(self.path if self.local else None, name)
 
@@ -230,11 +265,15 @@ class Store(PartsMixin, MapsMixin):
 
     # ----------------------------------------------------------------- entries
     def _entries(self):
-        if "entries" not in self.root:
-            if self.readonly:
-                return None
-            return self.root.require_group("entries")
-        return self.root["entries"]
+        """The ``entries`` group (created in write mode; None in read mode while there is none)."""
+        if self._entries_group is None:
+            if "entries" not in self.root:
+                if self.readonly:
+                    return None
+                self._entries_group = self.root.require_group("entries")
+            else:
+                self._entries_group = self.root["entries"]
+        return self._entries_group
 
     def _entry_group(self, key: str, create: bool = False):
         ents = self._entries()
@@ -258,14 +297,11 @@ class Store(PartsMixin, MapsMixin):
 
     def has_entry(self, key: str) -> bool:
         """Whether the entry exists with its metadata and its dataset labels."""
-        ents = self._entries()
-        if ents is None or key not in ents:
-            return False
         try:
-            grp = ents[key]
+            meta = self._node_attrs(f"entries/{key}")
         except (KeyError, FileNotFoundError):
             return False
-        return "class_names" in grp.attrs and "dataset_labels" in grp
+        return "class_names" in meta and self._node_exists(f"entries/{key}/dataset_labels")
 
     def resolve_entry(self, prefix: str) -> str:
         """A full entry key from a unique prefix."""
@@ -291,11 +327,11 @@ class Store(PartsMixin, MapsMixin):
         return max(metas)[1]
 
     def entry_meta(self, key: str) -> dict:
-        ents = self._entries()
-        if ents is None or key not in ents:
+        try:
+            return self._node_attrs(f"entries/{key}")
+        except (KeyError, FileNotFoundError):
             raise NotFoundError(f"no entry {key[:12]} in store {self.path}",
-                                "list them with `vistsne store ls`")
-        return dict(ents[key].attrs)
+                                "list them with `vistsne store ls`") from None
 
     def create_entry(self, key: str, meta: dict, dataset_labels: np.ndarray) -> None:
         """Write an entry's metadata and the labels of every dataset sample.
@@ -324,8 +360,12 @@ class Store(PartsMixin, MapsMixin):
 
     def dataset_labels(self, key: str) -> np.ndarray:
         where = arrays.Where(key, "", "dataset_labels")
-        arr = arrays.open_array(self._entries()[key], "dataset_labels", where)
-        return arrays.read_all(self._chunks, arr, where, check=self.check_chunks)
+        if not self._node_exists(f"entries/{key}"):
+            raise NotFoundError(f"no entry {key[:12]} in store {self.path}", "list them with `vistsne store ls`")
+        (arr,) = arrays.open_many(self.root.store, [f"entries/{key}/dataset_labels"], [where])
+        if self.check_chunks:
+            arrays.check_present(self._chunks, arr, where)
+        return arrays.read_many([(arr, slice(None), where)])[0]
 
     def drop_dataset_labels(self, key: str) -> None:
         """Remove a damaged ``dataset_labels``: the entry reads as absent until `extract` writes it again."""
@@ -336,8 +376,9 @@ class Store(PartsMixin, MapsMixin):
             pass
 
     def remove_entry(self, key: str) -> None:
-        self._lookups.clear()
+        self._lookups = {k: v for k, v in self._lookups.items() if k[0] != key}
         self._index_cache = {k: v for k, v in self._index_cache.items() if k[0] != key}
+        self._array_cache = {k: v for k, v in self._array_cache.items() if k[0] != key}
         del self._entries()[key]
 
     def iter_entries(self) -> Iterator[tuple[str, dict]]:
