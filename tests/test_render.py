@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
@@ -22,6 +23,7 @@ from vistsne.render import (FORMATS, MAX_COLORED, OTHER_COLOR, OTHER_LABEL, PALE
                             build_sheet_figure, check_out_dir, class_colors, mosaic_subsample,
                             render_html, render_map, render_maps, render_mosaic, render_sheet,
                             show_available, thumbnail_data_uris)
+from vistsne.render.common import atomic_write
 
 DPI = 50  # small files, fast tests
 
@@ -516,3 +518,90 @@ def test_show_without_display_still_saves(tmp_path, monkeypatch):
     assert show_available() is False
     paths = render_map(make_map(), tmp_path, RenderParams(show=True, dpi=DPI))
     assert [p.suffix for p in paths] == [".png"] and paths[0].exists()
+
+
+# ------------------------------------------------------------------ concurrent writers
+
+def test_atomic_write_two_writers_of_one_file(tmp_path):
+    """Both writers are inside ``write`` at the same time (a barrier holds
+    them there): each has its own temporary file, both succeed, and the file
+    is one of the two whole contents, with nothing else left in the folder."""
+    target = tmp_path / "f.bin"
+    barrier = threading.Barrier(2, timeout=20)
+    errors: list[BaseException] = []
+    temps: list[Path] = []
+
+    def writer(payload: bytes):
+        def write(tmp: Path):
+            tmp.write_bytes(payload)
+            temps.append(tmp)
+            barrier.wait()  # both temporary files exist now
+
+        try:
+            atomic_write(target, write)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(c * 100_000,)) for c in (b"a", b"b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    assert len(set(temps)) == 2 and all(t.parent == tmp_path for t in temps)
+    assert target.read_bytes() in (b"a" * 100_000, b"b" * 100_000)
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+    # an ordinary file's permissions, as open() gives them
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    assert target.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    plain.unlink()
+
+    # a failing write leaves nothing behind and raises its own error
+    def broken(tmp: Path):
+        tmp.write_bytes(b"half")
+        raise ValueError("boom")
+    with pytest.raises(ValueError, match="boom"):
+        atomic_write(tmp_path / "g.bin", broken)
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+_RENDER_SCRIPT = """
+import sys
+import numpy as np
+from vistsne.render import MapData, RenderParams, render_maps, render_sheet
+sys.path.insert(0, {tests!r})
+from test_render import make_map
+maps = [make_map(name=f"m{{i}}", seed=i, n=80) for i in range(3)]
+params = RenderParams(formats=("png", "svg"), dpi=40, mosaic=True)
+for _ in range(3):
+    render_maps(maps, {out!r}, params, progress=False)
+    render_sheet([maps], ["row"], ["a", "b", "c"], {out!r} + "/sheet.png", params)
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_render_into_one_folder(tmp_path):
+    """Two renders of the same maps into one folder at the same time (as two
+    `vistsne render` runs would): both succeed, every file is whole and the
+    same as a render alone, and no temporary file is left."""
+    out = tmp_path / "shared"
+    out.mkdir()
+    code = _RENDER_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out))
+    root = Path(__file__).resolve().parents[1]
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=300)
+        assert p.returncode == 0 and stdout.strip() == "ok", stderr[-2000:]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    subprocess.run([sys.executable, "-c", _RENDER_SCRIPT.format(
+        tests=str(Path(__file__).parent), out=str(alone))], cwd=root, check=True,
+        capture_output=True)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(p.name for p in alone.iterdir())
+    assert not [n for n in names if n.startswith(".") or n.endswith(".part")]
+    for name in names:
+        assert (out / name).read_bytes() == (alone / name).read_bytes(), name

@@ -29,8 +29,8 @@ import numpy as np
 from ..errors import RenderError
 from ..progress import Progress
 from .colors import OTHER_COLOR, OTHER_LABEL, class_colors
+from .common import LIMITS, as_rgb_uint8, atomic_write, short_name, strip_rows
 from .params import MapData, check_out_dir, normalize_coords, show_available
-from .static import _LIMITS, _atomic_write, _short, _strip_rows, as_rgb_uint8
 
 FRAME_PX = 700
 TOOLTIP_IMG_PX = 64
@@ -175,16 +175,16 @@ def _bokeh_figure(k: int, m: MapData, g: _Group, pixelated: bool):
     rows = None
     if m.dim == 2:
         g.columns[ycol] = xy[:, 1].astype(np.float32)
-        y_range = Range1d(*_LIMITS)
+        y_range = Range1d(*LIMITS)
     else:
-        y, rows = _strip_rows(g.labels, np.unique(g.labels))
+        y, rows = strip_rows(g.labels, np.unique(g.labels))
         g.columns[ycol] = np.asarray(y, dtype=np.float32)
         y_range = Range1d(len(rows) - 0.4, -0.6) if rows is not None else Range1d(-0.05, 1.05)
 
     wheel = WheelZoomTool()
     pan = PanTool()
     p = figure(frame_width=FRAME_PX, frame_height=FRAME_PX if m.dim == 2 else FRAME_PX // 2,
-               x_range=Range1d(*_LIMITS), y_range=y_range, output_backend="webgl",
+               x_range=Range1d(*LIMITS), y_range=y_range, output_backend="webgl",
                tools=[pan, wheel, BoxSelectTool(), ResetTool(), SaveTool()],
                toolbar_location="above", name=f"map{k}")
     p.toolbar.active_drag = pan
@@ -196,7 +196,7 @@ def _bokeh_figure(k: int, m: MapData, g: _Group, pixelated: bool):
         p.yaxis.visible = False
     else:
         p.yaxis.ticker = FixedTicker(ticks=list(range(len(rows))))
-        p.yaxis.major_label_overrides = {i: _short(g.class_names[c], 24)
+        p.yaxis.major_label_overrides = {i: short_name(g.class_names[c], 24)
                                          for i, c in enumerate(rows)}
         p.yaxis.major_tick_line_color = None
         p.yaxis.minor_tick_line_color = None
@@ -221,7 +221,7 @@ def _bokeh_figure(k: int, m: MapData, g: _Group, pixelated: bool):
                       fill_alpha=alpha,
                       view=CDSView(filter=GroupFilter(column_name="key", group=int(c))))
         renderers.append(r)
-        items.append(LegendItem(label=_short(g.class_names[c], 28), renderers=[r]))
+        items.append(LegendItem(label=short_name(g.class_names[c], 28), renderers=[r]))
     if g.has_grey:
         items.append(other_item)
     p.add_tools(HoverTool(renderers=renderers, tooltips=_tooltip(g.uris is not None, pixelated)))
@@ -556,7 +556,7 @@ def render_html(maps: Sequence[MapData], out_path, *, title: str | None = None,
         page = template.render(base=FILE, macros=MACROS, title=str(page_title), bokeh_js="",
                                bokeh_css="", plot_script="", docs=[], **variables)
 
-    _atomic_write(out_path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    atomic_write(out_path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     if show and show_available():
         import webbrowser
         webbrowser.open(out_path.resolve().as_uri())

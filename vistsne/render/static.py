@@ -8,8 +8,6 @@ windows are to be shown, in which case pyplot creates them.
 from __future__ import annotations
 
 import math
-import os
-import textwrap
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -19,8 +17,10 @@ import numpy as np
 from ..errors import RenderError
 from ..progress import Progress
 from .colors import OTHER_COLOR, OTHER_LABEL, class_colors, rgba_table
+from .common import LIMITS, as_rgb_uint8, atomic_write, pil_font, short_name, strip_rows
 from .params import (STATIC_FORMATS, MapData, RenderParams, check_out_dir, normalize_coords,
                      show_available)
+from .titles import MatplotlibMeasure, fit_text, pil_measure
 
 # Layout of a single map, in inches: a square figure holding a square axes
 # under a title band; a legend widens the figure to the right.
@@ -40,8 +40,12 @@ _SHEET_TITLE_IN = 0.45
 
 _LEGEND_FONT = 8.0
 _LEGEND_ROWS = 30
-_NAME_CHARS = 32
-_LIMITS = (-0.03, 1.03)
+
+# Font sizes (points) of titles and captions: the size they start at and the
+# smallest they may shrink to before phrases are left out (see titles.py).
+_TITLE_PT = (11.0, 8.0)
+_CAPTION_PT_RANGE = (_CAPTION_PT, 6.0)
+_LABEL_PT = (10.0, 7.0)
 
 
 # ---------------------------------------------------------------- helpers
@@ -78,25 +82,11 @@ def mosaic_subsample(n: int, max_points: int) -> np.ndarray:
     return np.sort(np.random.default_rng(0).choice(n, size=max_points, replace=False))
 
 
-def _short(name: str, limit: int = _NAME_CHARS) -> str:
-    name = str(name)
-    return name if len(name) <= limit else name[: limit - 1] + "\u2026"
-
-
-def _wrap(text: str, width_in: float, fontsize: float, max_lines: int) -> str:
-    chars = max(int(width_in * 72.0 / (fontsize * 0.55)), 10)
-    lines = textwrap.wrap(" ".join(str(text).split()), chars) or [""]
-    if len(lines) > max_lines:
-        lines = lines[:max_lines]
-        lines[-1] = lines[-1][: max(chars - 1, 1)].rstrip() + "\u2026"
-    return "\n".join(lines)
-
-
 def _legend_entries(colors: Sequence[str | None], class_names: Sequence[str],
                     present: np.ndarray) -> list[tuple[str, str]]:
     """(label, colour) for each coloured class in ``present`` (sorted), plus
     one grey entry when any present class is grey."""
-    entries = [(_short(class_names[c]), colors[c]) for c in present if colors[c] is not None]
+    entries = [(short_name(class_names[c]), colors[c]) for c in present if colors[c] is not None]
     if any(colors[c] is None for c in present):
         entries.append((OTHER_LABEL, OTHER_COLOR))
     return entries
@@ -133,22 +123,32 @@ def _showing(params: RenderParams) -> bool:
     return bool(params.show) and show_available()
 
 
-def _atomic_write(path: Path, write) -> Path:
-    """Call ``write(tmp_path)`` then move the result to ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise RenderError(f"cannot write {str(path)!r} ({e.strerror or type(e).__name__})",
-                          "pass --out with a folder you can write to and that has free space"
-                          ) from None
-    return path
+# ---------------------------------------------------------------- titles
+
+_TITLE_TOP_IN = 0.08  # from the top of the figure to the top of its title
+
+
+def fit_map_title(title: str, dpi: int, axes_in: float = _AXES_IN):
+    """The title of a one-map figure laid out over the width of its axes
+    (``axes_in`` inches) and in the band above it (see :func:`titles.fit_text`)."""
+    measure = MatplotlibMeasure(dpi)
+    return fit_text(title, measure, axes_in * dpi, (_TITLE_IN - _TITLE_TOP_IN - 0.04) * dpi,
+                    fontsize=_TITLE_PT[0], min_fontsize=_TITLE_PT[1], max_lines=3)
+
+
+def _fit_common(texts: Sequence[str], measure, width: float, height: float | None,
+                sizes: tuple[float, float], max_lines: int):
+    """Each text fitted to the same box, all at one font size: the largest
+    at which every one of them fits whole (texts that do not fit whole even
+    at the smallest size are shortened at that common size instead)."""
+    fits = [fit_text(t, measure, width, height, fontsize=sizes[0], min_fontsize=sizes[1],
+                     max_lines=max_lines) for t in texts]
+    whole = [f.fontsize for f in fits if not (f.dropped or f.cut)]
+    size = min(whole or [sizes[1]])
+    if all(f.fontsize == size for f in fits):
+        return fits
+    return [fit_text(t, measure, width, height, fontsize=size, min_fontsize=size,
+                     max_lines=max_lines) for t in texts]
 
 
 def save_figure(fig, path: Path, fmt: str, dpi: int) -> Path:
@@ -156,39 +156,28 @@ def save_figure(fig, path: Path, fmt: str, dpi: int) -> Path:
     import matplotlib
     metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}}
     with matplotlib.rc_context({"svg.hashsalt": "vistsne", "svg.fonttype": "path"}):
-        return _atomic_write(path, lambda tmp: fig.savefig(
+        return atomic_write(path, lambda tmp: fig.savefig(
             tmp, format=fmt, dpi=dpi, metadata=metadata.get(fmt), facecolor="white"))
 
 
 def _style_axes(ax, dim: int) -> None:
     if dim == 3:
         for setter in (ax.set_xlim, ax.set_ylim, ax.set_zlim):
-            setter(*_LIMITS)
+            setter(*LIMITS)
         ax.set_xticklabels([])
         ax.set_yticklabels([])
         ax.set_zticklabels([])
         ax.set_box_aspect((1, 1, 1))
         ax.view_init(elev=20, azim=-60)
         return
-    ax.set_xlim(*_LIMITS)
+    ax.set_xlim(*LIMITS)
     ax.set_xticks([])
     if dim == 2:
-        ax.set_ylim(*_LIMITS)
+        ax.set_ylim(*LIMITS)
         ax.set_yticks([])
     for spine in ax.spines.values():
         spine.set_color("#999999")
         spine.set_linewidth(0.6)
-
-
-def _strip_rows(labels: np.ndarray, present: np.ndarray):
-    """y positions of a 1-D map: one jittered row per present class (or pure
-    jitter past 40 classes) and the tick labels for the rows."""
-    jitter = np.random.default_rng(1).uniform(-0.35, 0.35, size=labels.shape[0])
-    if len(present) > 40:
-        return (jitter + 0.35) / 0.7, None
-    row_of = np.full(int(labels.max()) + 1, -1)
-    row_of[present] = np.arange(len(present))
-    return row_of[labels] + jitter, present
 
 
 def _draw_map(fig, rect, m: MapData, colors, size: float, rasterize: bool,
@@ -209,7 +198,7 @@ def _draw_map(fig, rect, m: MapData, colors, size: float, rasterize: bool,
                    rasterized=rasterize)
     else:
         ax = fig.add_axes(rect)
-        y, rows = _strip_rows(labels, np.unique(labels))
+        y, rows = strip_rows(labels, np.unique(labels))
         ax.scatter(xyz[order, 0], y[order], s=size, c=rgba[order], linewidths=0,
                    rasterized=rasterize)
     _style_axes(ax, dim)
@@ -220,7 +209,7 @@ def _draw_map(fig, rect, m: MapData, colors, size: float, rasterize: bool,
         else:
             ax.set_ylim(-0.6, len(rows) - 0.4)
             ax.set_yticks(np.arange(len(rows)))
-            ax.set_yticklabels([_short(m.class_names[c], 20) for c in rows], fontsize=7)
+            ax.set_yticklabels([short_name(m.class_names[c], 20) for c in rows], fontsize=7)
             ax.tick_params(axis="y", length=0, pad=2)
             ax.invert_yaxis()
     if title:
@@ -245,19 +234,16 @@ def build_map_figure(m: MapData, params: RenderParams, *, pyplot: bool = False):
 
     left_in, axes_w = _LEFT_IN, _AXES_IN
     if m.dim == 1 and len(present) <= 40:  # room for the class names of the rows
-        label_in = min(max(len(_short(m.class_names[c], 20)) for c in present) * 0.06 + 0.15, 1.4)
+        longest = max(len(short_name(m.class_names[c], 20)) for c in present)
+        label_in = min(longest * 0.06 + 0.15, 1.4)
         left_in, axes_w = label_in, _AXES_IN - (label_in - _LEFT_IN)
     rect = (left_in / width, _BOTTOM_IN / MAP_SIDE_IN, axes_w / width, _AXES_IN / MAP_SIDE_IN)
     size = float(params.point_size) if params.point_size else auto_point_size(m.n)
     _draw_map(fig, rect, m, colors, size, rasterize=m.n > 5000, title=None, title_fontsize=0)
 
-    fontsize = 11.0
-    text = _wrap(m.title, _AXES_IN, fontsize, 2)
-    if len(_wrap(m.title, _AXES_IN, fontsize, 3).splitlines()) > 2:
-        fontsize = 9.0
-        text = _wrap(m.title, _AXES_IN, fontsize, 3)
-    fig.text((_LEFT_IN + _AXES_IN / 2) / width, 1 - 0.08 / MAP_SIDE_IN, text,
-             ha="center", va="top", fontsize=fontsize)
+    title = fit_map_title(m.title, params.dpi, axes_w)
+    fig.text((left_in + axes_w / 2) / width, 1 - _TITLE_TOP_IN / MAP_SIDE_IN, title.text,
+             ha="center", va="top", fontsize=title.fontsize)
     if entries:
         _add_legend(fig, entries, (_LEFT_IN + _AXES_IN + 0.15) / width, ncol)
     return fig
@@ -375,36 +361,50 @@ def build_sheet_figure(grid: Sequence[Sequence[MapData | None]], row_labels: Seq
     entries = _legend_entries(colors, class_names, present) if params.legend else []
     ncol, legend_w = _legend_layout(entries)
 
-    captions = {id(m): _wrap(m.caption or m.title, PANEL_IN, _CAPTION_PT, 3) for m in maps}
-    caption_in = 0.12 + max(len(c.splitlines()) for c in captions.values()) * _CAPTION_PT * 1.3 / 72
+    dpi = params.dpi
+    caption_fits = _fit_common([m.caption or m.title for m in maps], MatplotlibMeasure(dpi),
+                               PANEL_IN * dpi, None, _CAPTION_PT_RANGE, 3)
+    captions = {id(m): f for m, f in zip(maps, caption_fits)}
+    caption_in = 0.12 + max(len(f.lines) * f.fontsize * 1.3 / 72 for f in caption_fits)
     left = _ROW_LABEL_IN if row_labels else 0.15
     top = (_SHEET_TITLE_IN if title else 0.1) + (_COL_LABEL_IN if col_labels else 0.0)
     cell_h = caption_in + PANEL_IN
-    width = left + ncols * PANEL_IN + (ncols - 1) * _GAP_IN + 0.15 + (legend_w + 0.1 if entries else 0.0)
+    grid_w = left + ncols * PANEL_IN + (ncols - 1) * _GAP_IN
+    width = grid_w + 0.15 + (legend_w + 0.1 if entries else 0.0)
     height = top + nrows * cell_h + (nrows - 1) * _GAP_IN + 0.15
+    bold = MatplotlibMeasure(dpi, fontweight="bold")
+    row_fits = _fit_common([str(t) for t in row_labels], bold, PANEL_IN * dpi,
+                           (_ROW_LABEL_IN - 0.1) * dpi, _LABEL_PT, 2)
+    col_fits = _fit_common([str(t) for t in col_labels], bold, PANEL_IN * dpi,
+                           (_COL_LABEL_IN - 0.04) * dpi, _LABEL_PT, 2)
     fig = _new_figure(width, height, params.dpi, pyplot)
 
     for r, row in enumerate(rows):
         y_top = height - top - r * (cell_h + _GAP_IN)   # top of the caption band
         y0 = y_top - cell_h                              # bottom of the panel
         if row_labels:
-            fig.text(0.2 / width, (y0 + PANEL_IN / 2) / height, str(row_labels[r]),
-                     rotation=90, ha="center", va="center", fontsize=10, fontweight="bold")
+            fig.text(0.2 / width, (y0 + PANEL_IN / 2) / height, row_fits[r].text,
+                     rotation=90, ha="center", va="center", fontsize=row_fits[r].fontsize,
+                     fontweight="bold", multialignment="center")
         for c, m in enumerate(row):
             x0 = left + c * (PANEL_IN + _GAP_IN)
             if r == 0 and col_labels:
                 fig.text((x0 + PANEL_IN / 2) / width, (height - top + _COL_LABEL_IN / 2) / height,
-                         str(col_labels[c]), ha="center", va="center", fontsize=10,
-                         fontweight="bold")
+                         col_fits[c].text, ha="center", va="center",
+                         fontsize=col_fits[c].fontsize, fontweight="bold",
+                         multialignment="center")
             if m is None:
                 continue
             rect = (x0 / width, y0 / height, PANEL_IN / width, PANEL_IN / height)
             size = float(params.point_size) if params.point_size else auto_point_size(m.n, PANEL_IN)
             _draw_map(fig, rect, m, colors, size, rasterize=m.n > 5000,
-                      title=captions[id(m)], title_fontsize=_CAPTION_PT)
+                      title=captions[id(m)].text, title_fontsize=captions[id(m)].fontsize)
     if title:
-        fig.text(0.5 * (left + ncols * (PANEL_IN + _GAP_IN)) / width, 1 - 0.08 / height,
-                 _wrap(title, width - 0.3, 11.0, 1), ha="center", va="top", fontsize=11)
+        head = fit_text(title, MatplotlibMeasure(dpi), (grid_w - 0.2) * dpi,
+                        (_SHEET_TITLE_IN - _TITLE_TOP_IN - 0.02) * dpi, fontsize=_TITLE_PT[0],
+                        min_fontsize=_TITLE_PT[1], max_lines=2)
+        fig.text(0.5 * grid_w / width, 1 - _TITLE_TOP_IN / height, head.text, ha="center",
+                 va="top", fontsize=head.fontsize)
     if entries:
         _add_legend(fig, entries, (left + ncols * PANEL_IN + (ncols - 1) * _GAP_IN + 0.2) / width,
                     ncol)
@@ -439,33 +439,27 @@ def render_sheet(grid: Sequence[Sequence[MapData | None]], row_labels: Sequence[
 
 # ---------------------------------------------------------------- mosaic
 
-def as_rgb_uint8(thumbnails: np.ndarray) -> np.ndarray:
-    """(N, h, w, 3) uint8 from (N, h, w), (N, h, w, 1|3|4), uint8 or float in [0, 1]."""
-    t = np.asarray(thumbnails)
-    if t.dtype != np.uint8:
-        t = np.clip(t.astype(np.float64) * (255.0 if t.max(initial=0) <= 1.0 else 1.0), 0, 255)
-        t = t.round().astype(np.uint8)
-    if t.ndim == 3:
-        t = t[..., None]
-    if t.shape[-1] == 1:
-        t = np.repeat(t, 3, axis=-1)
-    elif t.shape[-1] == 4:
-        t = t[..., :3]
-    return np.ascontiguousarray(t)
+def _mosaic_legend(entries, measure, font_px: int, avail_h: int):
+    """Layout of the mosaic legend: (label size px, row height, swatch side,
+    rows per column, column width, total width with the gaps either side)."""
+    label_px = max(10, int(round(font_px * 0.8)))
+    row_h = int(round(label_px * 1.6))
+    swatch = int(round(label_px * 0.9))
+    per_col = max(1, min(len(entries), avail_h // row_h))
+    ncol = math.ceil(len(entries) / per_col)
+    per_col = math.ceil(len(entries) / ncol)
+    text_w = max(measure(label, label_px)[0] for label, _ in entries)
+    col_w = int(math.ceil(swatch + label_px * 0.5 + text_w + label_px))
+    return label_px, row_h, swatch, per_col, col_w, font_px + ncol * col_w + font_px // 2
 
 
-def _font(size: int):
-    from PIL import ImageFont
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError, ImportError):  # Pillow without FreeType
-        return ImageFont.load_default()
-
-
-def build_mosaic_image(m: MapData, max_points: int = 3000):
+def build_mosaic_image(m: MapData, max_points: int = 3000, *, legend: bool = False):
     """The mosaic as a PIL image: each thumbnail (at most ``max_points``, see
     :func:`mosaic_subsample`) pasted at its map position in a frame of its
-    class colour, under a title band."""
+    class colour, under a title band; with ``legend``, the class colours at
+    the right (the classes of the map, as in :func:`build_map_figure`). Text
+    is in matplotlib's font (:func:`common.pil_font`) and the title is laid
+    out as the figures' titles are (:func:`titles.fit_text`)."""
     from PIL import Image, ImageDraw
     m.check()
     _check_mosaic(m)
@@ -479,16 +473,41 @@ def build_mosaic_image(m: MapData, max_points: int = 3000):
     th, tw = th * scale, tw * scale
     side = int(np.clip(math.sqrt(len(sel)) * max(th, tw) * 1.6, 600, 6000))
     font_px = int(np.clip(side / 80, 14, 48))
-    title_h = int(font_px * 2.2)
+    margin = font_px // 2
     frame = 2
-    canvas = Image.new("RGB", (side, side + title_h), "white")
+    measure = pil_measure(ImageDraw.Draw(Image.new("RGB", (1, 1))), pil_font)
+    head = fit_text(m.title, measure, side - 2 * margin, None, fontsize=font_px,
+                    min_fontsize=max(10, int(round(font_px * 0.7))), max_lines=3, step=1)
+    head_px = int(round(head.fontsize))
+    title_h = (int(math.ceil(measure(head.text, head_px)[1])) if head.text else 0) + 2 * margin
+
+    colors = class_colors(m.class_names, m.counts())
+    entries = _legend_entries(colors, m.class_names, np.unique(np.asarray(m.labels))) \
+        if legend else []
+    legend_w = 0
+    if entries:
+        label_px, row_h, swatch, per_col, col_w, legend_w = _mosaic_legend(
+            entries, measure, font_px, side - 2 * margin)
+    canvas = Image.new("RGB", (side + legend_w, side + title_h), "white")
     draw = ImageDraw.Draw(canvas)
-    draw.text((font_px // 2, int(font_px * 0.6)), " ".join(str(m.title).split())[:200],
-              fill="black", font=_font(font_px))
+    if head.text:
+        draw.multiline_text((margin, margin), head.text, fill="black", font=pil_font(head_px),
+                            spacing=int(round(head_px * 0.25)))
+    if entries:
+        font = pil_font(label_px)
+        y_first = title_h + (side - per_col * row_h) // 2
+        for k, (label, color) in enumerate(entries):
+            col, row = divmod(k, per_col)
+            x = side + font_px + col * col_w  # a gap after the thumbnails
+            y = y_first + row * row_h + row_h // 2  # middle of the row
+            draw.rectangle((x, y - swatch // 2, x + swatch - 1, y - swatch // 2 + swatch - 1),
+                           fill=color)
+            box = draw.textbbox((0, 0), label, font=font)
+            draw.text((x + swatch + label_px // 2, y - (box[1] + box[3]) // 2), label,
+                      fill="black", font=font)
 
     xy = normalize_coords(np.asarray(m.coords)[sel])
     labels = np.asarray(m.labels)[sel]
-    colors = class_colors(m.class_names, m.counts())
     pad = max(th, tw) / 2 + frame + 2
     cx = pad + xy[:, 0] * (side - 2 * pad)
     cy = title_h + pad + (1.0 - xy[:, 1]) * (side - 2 * pad)
@@ -509,8 +528,8 @@ def render_mosaic(m: MapData, out_path, params: RenderParams, max_points: int = 
     params = params.validate()
     out_path = Path(out_path)
     check_out_dir(out_path.parent)
-    image = build_mosaic_image(m, max_points)
-    _atomic_write(out_path, lambda tmp: image.save(tmp, format="PNG", optimize=False))
+    image = build_mosaic_image(m, max_points, legend=params.legend)
+    atomic_write(out_path, lambda tmp: image.save(tmp, format="PNG", optimize=False))
     if _showing(params):
         import matplotlib.pyplot as plt
         w, h = image.size
