@@ -53,7 +53,19 @@ def compressors():
 
 
 def has_checksums(arr) -> bool:
-    return any(type(c).__name__ == "Crc32cCodec" for c in arr.metadata.codecs)
+    """Whether each stored chunk ends in a crc32c of the bytes before it (the last codec is crc32c)."""
+    codecs = arr.metadata.codecs
+    return bool(codecs) and type(codecs[-1]).__name__ == "Crc32cCodec"
+
+
+def crc_ok(data: bytes | memoryview) -> bool:
+    """Whether a stored chunk's last 4 bytes are the crc32c of the rest (as zarr's codec checks it)."""
+    import google_crc32c  # zarr's own dependency for its crc32c codec
+
+    if len(data) < 4:
+        return False
+    view = np.frombuffer(data, dtype=np.uint8)
+    return np.uint32(google_crc32c.value(view[:-4])).tobytes() == view[-4:].tobytes()
 
 
 class Chunks:
@@ -62,6 +74,22 @@ class Chunks:
     def __init__(self, zstore, local_root: str | None):
         self.zstore = zstore
         self.local_root = local_root
+
+    def crc_failures(self, keys: Sequence[str]) -> list[bool | None]:
+        """For each chunk key: True if its checksum fails, False if it holds, None if it is missing."""
+        if self.local_root is not None:
+            out: list[bool | None] = []
+            for k in keys:
+                try:
+                    with open(os.path.join(self.local_root, k), "rb") as f:
+                        out.append(not crc_ok(f.read()))
+                except FileNotFoundError:
+                    out.append(None)
+            return out
+        from zarr.core.buffer import default_buffer_prototype
+
+        got = _gather([self.zstore.get(k, prototype=default_buffer_prototype()) for k in keys])
+        return [None if b is None or isinstance(b, BaseException) else not crc_ok(b.to_bytes()) for b in got]
 
     def sizes(self, keys: Sequence[str]) -> list[int | None]:
         """The size of each key's value, None where there is none."""
@@ -168,35 +196,100 @@ def read_block(arr, sel, where: Where) -> np.ndarray:
         raise damaged(where, str(f)) from f.__cause__
 
 
-def read_rows(chunks: Chunks, arr, rows: np.ndarray, where: Where, *, check: bool = True) -> np.ndarray:
-    """Rows ``rows`` (any order, repeats allowed) of ``arr``, reading only the chunks that hold them.
+def _gather(coros: list) -> list:
+    """Run coroutines concurrently in one trip to zarr's event loop; results or exceptions, in order."""
+    import asyncio
 
-    Consecutive needed chunks are read as one slice (all of them: one read of
-    the whole array); chunks that hold none of the rows are not read.
+    from zarr.core.sync import sync
+
+    async def all_():
+        return await asyncio.gather(*coros, return_exceptions=True)
+
+    return list(sync(all_())) if coros else []
+
+
+def open_many(zstore, paths: Sequence[str], wheres: Sequence[Where], *, raise_first: bool = True) -> list:
+    """Open arrays by store path, all in one trip (an AsyncArray each).
+
+    A missing or unreadable one raises a DamagedError (or, with
+    ``raise_first=False``, stands in the list in its place).
     """
-    rows = np.asarray(rows, dtype=np.int64)
-    n = arr.shape[0]
-    if len(rows) == 0:
-        return np.empty((0,) + tuple(arr.shape[1:]), dtype=arr.dtype)
+    import zarr.api.asynchronous as za
+
+    got = _gather([za.open_array(store=zstore, path=p, mode="r", zarr_format=3) for p in paths])
+    out: list = []
+    for arr, where in zip(got, wheres):
+        if isinstance(arr, (VistsneError, MemoryError)):
+            raise arr
+        if isinstance(arr, BaseException):
+            what = ("its metadata is missing" if isinstance(arr, (KeyError, FileNotFoundError))
+                    else f"its metadata is unreadable: {describe(arr)}")
+            err = damaged(where, what)
+            err.__cause__ = arr
+            if raise_first:
+                raise err
+            arr = err
+        out.append(arr)
+    return out
+
+
+def read_many(requests: Sequence[tuple[object, object, Where]]) -> list[np.ndarray]:
+    """``arr[sel]`` for each (async array, selection, where), all in one trip; the first damage raises."""
+    got = _gather([arr.getitem(sel) for arr, sel, _ in requests])
+    out = []
+    for res, (_, _, where) in zip(got, requests):
+        if isinstance(res, (VistsneError, MemoryError)):
+            raise res
+        if isinstance(res, BaseException):
+            raise damaged(where, describe(res)) from res
+        out.append(np.asarray(res))
+    return out
+
+
+@dataclass
+class RowPlan:
+    """Which slices of an array to read for some of its rows, and how to put them in order."""
+
+    uniq: np.ndarray      # the rows, sorted, once each
+    inverse: np.ndarray   # position in ``uniq`` of each requested row
+    cids: np.ndarray      # row chunks they lie in
+    runs: list[tuple[int, int]]  # slices [lo, hi) of consecutive needed chunks
+
+
+def plan_rows(arr, rows: np.ndarray, where: Where) -> RowPlan:
+    """Read only the chunks that hold ``rows``: consecutive ones as one slice (all: the whole array)."""
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+    n = int(arr.shape[0])
     uniq, inverse = np.unique(rows, return_inverse=True)
-    if uniq[0] < 0 or uniq[-1] >= n:
+    if len(uniq) and (uniq[0] < 0 or uniq[-1] >= n):
         raise damaged(where, f"it holds {n} rows, fewer than its part records")
     cs = int(arr.chunks[0])
     cids = np.unique(uniq // cs)
-    if check:
-        check_present(chunks, arr, where, cids)
-    breaks = np.flatnonzero(np.diff(cids) != 1) + 1
+    runs = [(int(r[0]) * cs, min(n, (int(r[-1]) + 1) * cs))
+            for r in np.split(cids, np.flatnonzero(np.diff(cids) != 1) + 1) if len(r)]
+    return RowPlan(uniq, inverse.reshape(-1), cids, runs)
+
+
+def assemble(plan: RowPlan, blocks: Sequence[np.ndarray]) -> np.ndarray:
+    """The requested rows, in the requested order, from the blocks read for ``plan.runs``."""
     pieces = []
-    for run in np.split(cids, breaks):
-        lo, hi = int(run[0]) * cs, min(n, (int(run[-1]) + 1) * cs)
-        block = read_block(arr, slice(lo, hi), where)
-        a, b = np.searchsorted(uniq, [lo, hi])
-        pieces.append(block[uniq[a:b] - lo])
+    for (lo, hi), block in zip(plan.runs, blocks):
+        a, b = np.searchsorted(plan.uniq, [lo, hi])
+        pieces.append(block if b - a == hi - lo else block[plan.uniq[a:b] - lo])  # every row: no copy
     values = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
-    return values[inverse.reshape(-1)]
+    if _is_range(plan.inverse, 0, len(values)):
+        return values  # asked in order, once each
+    return values[plan.inverse]
+
+
+def _is_range(a: np.ndarray, start: int, n: int) -> bool:
+    """Whether ``a`` is exactly ``start, start + 1, ..., start + n - 1``."""
+    return len(a) == n and (n == 0 or (int(a[0]) == start and int(a[-1]) == start + n - 1
+                                       and bool(np.all(np.diff(a) == 1))))
 
 
 def read_all(chunks: Chunks, arr, where: Where, *, check: bool = True) -> np.ndarray:
+    """Every row of one (sync) array, its chunks checked first."""
     if check:
         check_present(chunks, arr, where)
     return read_block(arr, slice(None), where)

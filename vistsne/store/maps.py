@@ -73,15 +73,18 @@ class MapsMixin:
 
     def attempts(self, key: str, ekey: str | None = None) -> list[EmbeddingInfo]:
         """Every attempt (complete or not) of every map, or of map ``ekey``, by name."""
-        emb = self._embeddings(key)
-        if emb is None:
-            return []
+        base = f"entries/{key}/embeddings"
+        if self.local:
+            names = self._child_names(base, None)
+        else:
+            emb = self._embeddings(key)
+            names = self._child_names(base, emb) if emb is not None else []
         out = []
-        for name in self._child_names(f"entries/{key}/embeddings", emb):
+        for name in names:
             if ekey is not None and ekey_of(name) != ekey:
                 continue
             try:
-                attrs = dict(emb[name].attrs)
+                attrs = self._node_attrs(f"{base}/{name}")
             except (KeyError, FileNotFoundError):
                 continue  # being created or removed right now
             except Exception as e:  # noqa: BLE001 - unreadable metadata: damage, never complete
@@ -140,24 +143,24 @@ class MapsMixin:
                                 "list them with `vistsne store info KEY`")
         return info
 
-    def _map_array(self, key: str, info: EmbeddingInfo, array: str):
-        where = Where(key, f"map {short_name(info.name)}", array)
-        arr = arrays.open_array(self._embeddings(key), f"{info.name}/{array}", where)
-        rec = (info.attrs.get("arrays") or {}).get(array)
-        if rec and list(arr.shape) != list(rec.get("shape", arr.shape)):
-            raise arrays.damaged(where, f"its shape {tuple(arr.shape)} differs from the recorded "
-                                        f"{tuple(rec['shape'])}")
-        return arr, where
-
     def read_embedding(self, key: str, ekey: str) -> tuple[np.ndarray, np.ndarray]:
-        """(coords, dataset index) of map ``ekey`` (its first complete attempt)."""
+        """(coords, dataset index) of map ``ekey`` (its first complete attempt), chunks checked."""
         info = self._map_attempt(key, ekey)
-        c_arr, c_where = self._map_array(key, info, "coords")
-        i_arr, i_where = self._map_array(key, info, "index")
-        coords = arrays.read_all(self._chunks, c_arr, c_where, check=self.check_chunks)
-        index = arrays.read_all(self._chunks, i_arr, i_where, check=self.check_chunks)
+        node = f"map {short_name(info.name)}"
+        wheres = [Where(key, node, "coords"), Where(key, node, "index")]
+        opened = arrays.open_many(self.root.store, [f"entries/{key}/embeddings/{info.name}/{a}"
+                                                    for a in ("coords", "index")], wheres)
+        rec = info.attrs.get("arrays") or {}
+        for arr, where in zip(opened, wheres):
+            r = rec.get(where.array)
+            if r and list(arr.shape) != list(r.get("shape", arr.shape)):
+                raise arrays.damaged(where, f"its shape {tuple(arr.shape)} differs from the recorded "
+                                            f"{tuple(r['shape'])}")
+            if self.check_chunks:
+                arrays.check_present(self._chunks, arr, where)
+        coords, index = arrays.read_many([(a, slice(None), w) for a, w in zip(opened, wheres)])
         if coords.shape[0] != index.shape[0]:
-            raise arrays.damaged(i_where, f"{index.shape[0]} rows against {coords.shape[0]} coordinates")
+            raise arrays.damaged(wheres[1], f"{index.shape[0]} rows against {coords.shape[0]} coordinates")
         return coords, index
 
     def remove_embedding(self, key: str, ekey: str) -> None:

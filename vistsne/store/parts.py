@@ -60,22 +60,27 @@ class PartsMixin:
 
     # ------------------------------------------------------------ listing
     def _parts(self, key: str, create: bool = False):
-        grp = self._entries()[key] if self._entries() is not None else None
-        if grp is None:
-            return None
+        """The zarr group of the entry's parts (None if it has none yet and ``create`` is False)."""
+        grp = self._entry_group(key, create=create)
         if "parts" not in grp:
             return grp.require_group("parts") if create and not self.readonly else None
         return grp["parts"]
 
     def parts(self, key: str) -> list[PartInfo]:
         """Every part of the entry, by name; unreadable ones with ``damaged`` set and not committed."""
-        pg = self._parts(key)
-        if pg is None:
-            return []
-        out = []
-        for name in self._child_names(f"entries/{key}/parts", pg):
+        base = f"entries/{key}/parts"
+        if self.local:
+            names = self._child_names(base, None)
+        else:
             try:
-                a = dict(pg[name].attrs)
+                pg = self._parts(key)
+            except NotFoundError:
+                return []
+            names = self._child_names(base, pg) if pg is not None else []
+        out = []
+        for name in names:
+            try:
+                a = self._node_attrs(f"{base}/{name}")
             except (KeyError, FileNotFoundError):
                 continue  # being created or removed right now
             except Exception as e:  # noqa: BLE001 - unreadable metadata is damage
@@ -90,15 +95,32 @@ class PartsMixin:
     def _part_where(self, key: str, name: str, array: str) -> Where:
         return Where(key, f"part {name}", array)
 
+    def _part_arrays(self, key: str, wanted: list[tuple[PartInfo, str]]) -> list[tuple[object, Where]]:
+        """Arrays of committed parts (opened at most once per Store: parts do not change once
+        committed), each checked against what its commit recorded."""
+        out: list = [None] * len(wanted)
+        todo = []
+        for i, (p, array) in enumerate(wanted):
+            where = self._part_where(key, p.name, array)
+            hit = self._array_cache.get((key, p.name, array))
+            if hit is not None:
+                out[i] = (hit, where)
+            else:
+                todo.append((i, p, array, where))
+        if todo:
+            opened = arrays.open_many(self.root.store, [f"entries/{key}/parts/{p.name}/{a}" for _, p, a, _ in todo],
+                                      [w for *_, w in todo])
+            for (i, p, array, where), arr in zip(todo, opened):
+                rec = p.arrays.get(array)
+                if rec and list(arr.shape) != list(rec.get("shape", arr.shape)):
+                    raise arrays.damaged(where, f"its shape {tuple(arr.shape)} differs from the recorded "
+                                                f"{tuple(rec['shape'])}")
+                self._array_cache[(key, p.name, array)] = arr
+                out[i] = (arr, where)
+        return out
+
     def _part_array(self, key: str, p: PartInfo, array: str):
-        """An array of a committed part, checked against what its commit recorded."""
-        where = self._part_where(key, p.name, array)
-        arr = arrays.open_array(self._parts(key), f"{p.name}/{array}", where)
-        rec = p.arrays.get(array)
-        if rec and list(arr.shape) != list(rec.get("shape", arr.shape)):
-            raise arrays.damaged(where, f"its shape {tuple(arr.shape)} differs from the recorded "
-                                        f"{tuple(rec['shape'])}")
-        return arr, where
+        return self._part_arrays(key, [(p, array)])[0]
 
     # ------------------------------------------------------------ writing
     def write_part(self, key: str, index: np.ndarray, labels: np.ndarray, thumbs: np.ndarray,
@@ -146,37 +168,80 @@ class PartsMixin:
     # ------------------------------------------------------------ reading
     def _forget_part(self, key: str, name: str) -> None:
         self._index_cache.pop((key, name), None)
+        for k in [k for k in self._array_cache if k[0] == key and k[1] == name]:
+            del self._array_cache[k]
         for k in [k for k in self._lookups if k[0] == key]:
             del self._lookups[k]
 
-    def _part_index(self, key: str, p: PartInfo) -> np.ndarray:
-        hit = self._index_cache.get((key, p.name))
-        if hit is None:
-            arr, where = self._part_array(key, p, "index")
-            hit = arrays.read_all(self._chunks, arr, where, check=self.check_chunks).astype(np.int64, copy=False)
-            if len(hit) != p.rows:
-                raise arrays.damaged(where, f"it holds {len(hit)} rows, its part records {p.rows}")
-            self._index_cache[(key, p.name)] = hit
-        return hit
+    def _read_plans(self, key: str, items: list[tuple[PartInfo, str, np.ndarray | None]]) -> list[np.ndarray]:
+        """For each (part, array, rows or None for all): those rows, reading only their chunks, every
+        part's reads in one trip. Chunks are checked to exist first."""
+        opened = self._part_arrays(key, [(p, a) for p, a, _ in items])
+        plans, requests = [], []
+        for (p, array, rows), (arr, where) in zip(items, opened):
+            if rows is None:
+                rows = np.arange(int(arr.shape[0]))
+            plan = arrays.plan_rows(arr, rows, where)
+            if self.check_chunks:
+                arrays.check_present(self._chunks, arr, where, plan.cids)
+            plans.append(plan)
+            requests += [(arr, slice(lo, hi), where) for lo, hi in plan.runs]
+        blocks = arrays.read_many(requests)
+        out, at = [], 0
+        for plan in plans:
+            k = len(plan.runs)
+            out.append(arrays.assemble(plan, blocks[at:at + k]) if k else
+                       np.empty((0,), dtype=np.int64))
+            at += k
+        return out
+
+    def _part_indices(self, key: str, infos: list[PartInfo], skip_damaged: bool) -> list[np.ndarray | None]:
+        """Each part's dataset indices (cached per Store; None for a damaged part when skipping)."""
+        out: list = [self._index_cache.get((key, p.name)) for p in infos]
+        todo = [i for i, v in enumerate(out) if v is None]
+        if not todo:
+            return out
+        try:
+            got = self._read_plans(key, [(infos[i], "index", None) for i in todo])
+        except DamagedError:
+            if not skip_damaged and len(todo) > 1:
+                raise
+            got = []
+            for i in todo:  # one by one, to know which part is damaged
+                try:
+                    got += self._read_plans(key, [(infos[i], "index", None)])
+                except DamagedError:
+                    if not skip_damaged:
+                        raise
+                    got.append(None)
+        for i, idx in zip(todo, got):
+            if idx is None:
+                continue
+            p = infos[i]
+            if len(idx) != p.rows:
+                err = arrays.damaged(self._part_where(key, p.name, "index"),
+                                     f"it holds {len(idx)} rows, its part records {p.rows}")
+                if not skip_damaged:
+                    raise err
+                continue
+            idx = idx.astype(np.int64, copy=False)
+            self._index_cache[(key, p.name)] = idx
+            out[i] = idx
+        return out
 
     def _lookup(self, key: str, stage: str | None, skip_damaged: bool = False) -> _Lookup:
-        infos = [p for p in self.parts(key) if p.committed and (stage is None or stage in p.stages)]
+        every = self.parts(key)
+        infos = [p for p in every if p.committed and (stage is None or stage in p.stages)]
         names = tuple(p.name for p in infos)
         hit = self._lookups.get((key, stage, skip_damaged))
         if hit is not None and hit.names == names:
             return hit
-        alive = {n for n in names}
-        for k in [k for k in self._index_cache if k[0] == key and k[1] not in alive]:
-            del self._index_cache[k]  # parts that are gone
-        idx, kept = [], []
-        for p in infos:
-            try:
-                idx.append(self._part_index(key, p))
-            except DamagedError:
-                if not skip_damaged:
-                    raise
-                continue
-            kept.append(p)
+        alive = {p.name for p in every if p.committed}
+        for name in {k[1] for k in self._index_cache if k[0] == key} - alive:
+            self._forget_part(key, name)  # parts that are gone (or no longer committed)
+        got = self._part_indices(key, infos, skip_damaged)
+        kept = [p for p, i in zip(infos, got) if i is not None]
+        idx = [i for i in got if i is not None]
         if idx:
             cat = np.concatenate(idx)
             pid = np.repeat(np.arange(len(kept)), [len(i) for i in idx])
@@ -210,8 +275,9 @@ class PartsMixin:
                   what: str = "feat") -> np.ndarray:
         """Rows of ``feat/<stage>``, ``label`` or ``thumb`` for dataset ``indices``, in order.
 
-        Only the chunks that hold requested rows are read; each is checked to
-        exist first and to pass its checksum (a :class:`DamagedError` otherwise).
+        Only the chunks that hold requested rows are read (all parts' reads in
+        one trip); each is checked to exist first and to pass its checksum
+        (a :class:`DamagedError` otherwise).
         """
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         look = self._lookup(key, stage if what == "feat" else None)
@@ -226,16 +292,15 @@ class PartsMixin:
             return np.empty((0,), dtype=np.float32)
         part_of, row_of = look.part[pos], look.row[pos]
         array = f"feat/{stage}" if what == "feat" else what
-        out = None
         order = np.argsort(part_of, kind="stable")
-        bounds = np.flatnonzero(np.diff(part_of[order])) + 1
-        for sel in np.split(order, bounds):
-            p = look.parts[int(part_of[sel[0]])]
-            arr, where = self._part_array(key, p, array)
-            data = arrays.read_rows(self._chunks, arr, row_of[sel], where, check=self.check_chunks)
-            if out is None:
-                out = np.empty((len(indices),) + data.shape[1:], dtype=data.dtype)
-            out[sel] = data
+        groups = np.split(order, np.flatnonzero(np.diff(part_of[order])) + 1)
+        values = self._read_plans(key, [(look.parts[int(part_of[g[0]])], array, row_of[g]) for g in groups])
+        out = np.empty((len(indices),) + values[0].shape[1:], dtype=values[0].dtype)
+        for g, v in zip(groups, values):
+            if arrays._is_range(g, int(g[0]), len(g)):
+                out[int(g[0]):int(g[0]) + len(g)] = v  # a run of positions: one block copy
+            else:
+                out[g] = v
         return out
 
     # ------------------------------------------------------------ sizes
