@@ -14,9 +14,29 @@ from pathlib import Path
 from typing import Callable
 
 
+def _read_umask() -> int:
+    try:  # Linux: read it without changing it (os.umask would, for a moment, for every thread)
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: the mode ``open(path, "w")`` gives a new file (mkstemp's own is 0600)
+FILE_MODE = 0o666 & ~_read_umask()
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp)`` on a unique temporary path in ``path``'s folder, then rename it onto ``path``.
 
+    The temporary file is new for every call, so several writers of one file
+    (or one folder) never write into each other's: the last rename wins and
+    every reader sees one whole file. The result gets an ordinary file's mode.
     The temporary file is removed when ``write`` raises (or is interrupted).
     Returns ``path`` as a :class:`~pathlib.Path`.
     """
@@ -26,10 +46,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
+        try:
             tmp.unlink()
+        except FileNotFoundError:
+            pass
     return path
 
 

@@ -8,8 +8,6 @@ the functions that need them).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -88,48 +86,12 @@ def pil_font(size: int):
         return ImageFont.load_default()
 
 
-def _read_umask() -> int:
-    try:  # Linux: read it without changing it
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_read_umask()  # what open() would give a new file
-
-
 def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp_path)`` then move the result to ``path``.
+    """:func:`vistsne.atomic.atomic_write`, with a write failure as one :class:`RenderError` line."""
+    from ..atomic import atomic_write as write_atomically
 
-    The temporary file is new for every call (``tempfile.mkstemp`` in the
-    target folder), so that several writers of one file, or of one folder,
-    never write into each other's temporary files: the last move wins and
-    every reader sees one whole file. It is removed when ``write`` fails.
-    """
-    path = Path(path)
-    tmp: Path | None = None
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        os.close(fd)
-        tmp = Path(name)
-        write(tmp)
-        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; a figure is an ordinary file
-        os.replace(tmp, path)
-        tmp = None
+        return write_atomically(path, write)
     except OSError as e:
         raise RenderError(f"cannot write {str(path)!r} ({e.strerror or type(e).__name__})",
-                          "pass --out with a folder you can write to and that has free space"
-                          ) from None
-    finally:
-        if tmp is not None:
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
-    return path
+                          "pass --out with a folder you can write to and that has free space") from None

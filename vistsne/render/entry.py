@@ -92,21 +92,20 @@ def _embed_hint(entry: str, stage: str | None = None) -> str:
 def choose_embeddings(store: Store, entry: str, stages: Sequence[str] = (),
                       embeddings: Sequence[str] = ("all",)) -> list[EmbeddingInfo]:
     infos = store.embeddings(entry)
-    if not infos:
-        raise NotFoundError(f"entry {entry[:12]} has no embeddings yet", _embed_hint(entry))
     if stages and list(stages) != ["all"]:
-        have = network_order(e.stage for e in infos)
         stored = network_order(store.entry_meta(entry).get("stages", {}))
         for s in stages:
-            if s not in have:
-                if s in stored:
-                    raise NotFoundError(f"entry {entry[:12]} has no embedding of stage {s}",
-                                        _embed_hint(entry, s))
+            if s not in stored:
                 hit = did_you_mean(s, stored)
                 raise NotFoundError(f"entry {entry[:12]} has no stage {s!r} (stages: {', '.join(stored)})",
-                                    f"{hit}pass one of those with --stage" if hit else
-                                    "pass one of those with --stage")
+                                    f"{hit}pass one of those with --stage")
+        have = {e.stage for e in infos}
+        for s in stages:
+            if s not in have:
+                raise NotFoundError(f"entry {entry[:12]} has no embedding of stage {s}", _embed_hint(entry, s))
         infos = [e for e in infos if e.stage in stages]
+    if not infos:
+        raise NotFoundError(f"entry {entry[:12]} has no embeddings yet", _embed_hint(entry))
     infos = sorted(infos, key=lambda e: (stage_sort_key(e.stage), e.attrs.get("created", "")))
     sel = [s for s in embeddings if s not in ("all",)] or ["all"]
     if sel == ["latest"]:
