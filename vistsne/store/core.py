@@ -108,6 +108,8 @@ class Store(PartsMixin, MapsMixin):
         try:
             if self.local:
                 self._check_folder()
+            else:
+                self._check_url(zarr)
             if self.readonly:
                 self.root = zarr.open_group(self.path, mode="r")
             else:
@@ -180,10 +182,32 @@ class Store(PartsMixin, MapsMixin):
                          "pass --store with a new folder")
 
     def _check_root(self) -> None:
+        """The schema once more, as zarr opened it (a store created meanwhile by another writer)."""
         if self.local:
             return  # checked on disk before zarr opened it
-        children = list(self.root.group_keys()) + list(self.root.array_keys())
-        self._check_schema(dict(self.root.attrs), bool(children))
+        self._check_schema(dict(self.root.attrs), bool(list(self.root.group_keys()) + list(self.root.array_keys())))
+
+    def _check_url(self, zarr) -> None:
+        """Refuse a URL that is not ours, before zarr writes anything there."""
+        try:
+            probe = zarr.open_group(self.path, mode="r")
+        except (KeyError, FileNotFoundError):
+            probe = None
+        if probe is not None:
+            self._check_schema(dict(probe.attrs), bool(list(probe.group_keys()) + list(probe.array_keys())))
+            return
+        try:
+            import fsspec
+
+            fs, where = fsspec.core.url_to_fs(self.path)
+            names = fs.ls(where, detail=False) if fs.exists(where) else []
+        except Exception:  # noqa: BLE001 - cannot list: let zarr decide
+            names = []
+        if names:
+            raise self._refuse("is not a vistsne store and not empty")
+        if self.readonly:
+            raise NotFoundError(f"store {self.path} does not exist",
+                                "run `vistsne extract CONFIG` first, or pass --store")
 
     def check_writable(self) -> None:
         """Prove the store can be written (a probe key is created and deleted); one clean line if not."""
@@ -333,14 +357,33 @@ class Store(PartsMixin, MapsMixin):
             raise NotFoundError(f"no entry {key[:12]} in store {self.path}",
                                 "list them with `vistsne store ls`") from None
 
-    def create_entry(self, key: str, meta: dict, dataset_labels: np.ndarray) -> None:
-        """Write an entry's metadata and the labels of every dataset sample.
+    def create_entry(self, key: str, meta: dict, dataset_labels: np.ndarray,
+                     sample_ids: list[str] | None = None) -> None:
+        """Write an entry's metadata, the labels of every dataset sample and, if given, their ids.
 
-        Idempotent: concurrent writers write the same content; the labels
-        array goes first, so an entry with ``class_names`` always has labels.
-        The metadata is merged into what is there (another writer's stages stay).
+        ``sample_ids``: each sample's identity (its file path relative to the
+        dataset root, or the dataset's own id), so that rows can be traced back
+        to images and matched across entries. Idempotent: concurrent writers
+        write the same content; the arrays go first, so an entry with
+        ``class_names`` always has labels. The metadata is merged into what is
+        there (another writer's stages stay).
         """
         grp = self._entry_group(key, create=True)
+        if sample_ids is not None and "dataset_ids" not in grp:
+            # UTF-8 bytes and offsets: plain uint8/int64 arrays that any zarr v3 reader can read
+            encoded = [str(s).encode("utf-8") for s in sample_ids]
+            offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+            np.cumsum([len(b) for b in encoded], out=offsets[1:])
+            blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+            try:
+                ig = grp.create_group("dataset_ids")
+                arrays.write(ig, "offsets", offsets, (max(1, min(len(offsets), 1 << 16)),), None)
+                arrays.write(ig, "utf8", blob if len(blob) else np.zeros(0, np.uint8),
+                             (max(1, min(len(blob), 1 << 22)),), None)
+                ig.attrs.update({"count": len(encoded)})  # written last: the ids are complete
+            except Exception:
+                if "dataset_ids" not in grp:
+                    raise
         if "dataset_labels" not in grp:
             labels = np.asarray(dataset_labels, dtype=np.int32)
             try:
@@ -366,6 +409,22 @@ class Store(PartsMixin, MapsMixin):
         if self.check_chunks:
             arrays.check_present(self._chunks, arr, where)
         return arrays.read_many([(arr, slice(None), where)])[0]
+
+    def dataset_ids(self, key: str) -> np.ndarray | None:
+        """Every dataset sample's id (file path relative to the dataset root, or the dataset's own id);
+        None for entries written before ids were stored."""
+        base = f"entries/{key}/dataset_ids"
+        if not self._node_exists(base) or "count" not in self._node_attrs(base):
+            return None
+        paths = [f"{base}/offsets", f"{base}/utf8"]
+        wheres = [arrays.Where(key, "", f"dataset_ids/{n}") for n in ("offsets", "utf8")]
+        arrs = arrays.open_many(self.root.store, paths, wheres)
+        if self.check_chunks:
+            for arr, where in zip(arrs, wheres):
+                arrays.check_present(self._chunks, arr, where)
+        offsets, blob = arrays.read_many([(a, slice(None), w) for a, w in zip(arrs, wheres)])
+        data = np.asarray(blob, dtype=np.uint8).tobytes()
+        return np.array([data[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:])], dtype=object)
 
     def drop_dataset_labels(self, key: str) -> None:
         """Remove a damaged ``dataset_labels``: the entry reads as absent until `extract` writes it again."""
