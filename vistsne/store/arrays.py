@@ -7,11 +7,12 @@ equal the fill value, and a missing chunk could not be told from a lost
 one). What was written is recorded next to the data (:func:`write` returns
 ``{"shape", "chunks", "bytes"}``), for ``vistsne store verify``.
 
-Reads go through :func:`read_rows` / :func:`read_block`: the chunk files a
-read needs are checked to exist first (zarr fills a missing chunk with
-zeros, which the store must never hand out), and a chunk that fails its
-checksum or does not decompress raises one :class:`~vistsne.errors.DamagedError`
-line naming the entry, the part or map, the array and the fix. Arrays written
+Reads go through :func:`plan_rows`, :func:`check_present` and
+:func:`read_many`: the chunk files a read needs are checked to exist first
+(zarr fills a missing chunk with zeros, which the store must never hand
+out), only those chunks are read, and a chunk that fails its checksum or
+does not decompress raises one :class:`~vistsne.errors.DamagedError` line
+naming the entry, the part or map, the array and the fix. Arrays written
 before the checksums (no ``crc32c`` codec) still read; their damage shows as a
 decompression error.
 """
@@ -29,7 +30,7 @@ from ..errors import DamagedError, VistsneError
 
 #: The fix every damage message names.
 FIX = "run `vistsne store verify`, then `vistsne store repair` or re-extract"
-#: Bytes of one deep-verify read (a run of whole chunks).
+#: Bytes decoded per trip when ``verify --deep`` reads arrays without checksums through zarr.
 DEEP_BLOCK_BYTES = 64 << 20
 
 
@@ -149,21 +150,6 @@ def damaged(where: Where, what: str) -> DamagedError:
     return err
 
 
-def open_array(group, path: str, where: Where):
-    """``group[path]`` as an array, or one DamagedError line if its metadata is gone or unreadable."""
-    try:
-        arr = group[path]
-    except VistsneError:
-        raise
-    except (KeyError, FileNotFoundError) as e:
-        raise damaged(where, "its metadata is missing") from e
-    except Exception as e:  # noqa: BLE001 - unreadable metadata is damage
-        raise damaged(where, f"its metadata is unreadable: {describe(e)}") from e
-    if not hasattr(arr, "cdata_shape"):
-        raise damaged(where, "a group where an array should be")
-    return arr
-
-
 def check_present(chunks: Chunks, arr, where: Where, row_chunks: Iterable[int] | None = None) -> None:
     """Raise unless every chunk file of ``row_chunks`` (default: all) exists."""
     keys = chunk_keys(arr, row_chunks)
@@ -173,27 +159,6 @@ def check_present(chunks: Chunks, arr, where: Where, row_chunks: Iterable[int] |
         rel = missing[0][len(arr.store_path.path) + 1:]
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
         raise damaged(where, f"chunk {rel}{more} missing")
-
-
-class _Failure(Exception):
-    """A chunk read failed; the message says how (see :func:`describe`)."""
-
-
-def _raw(arr, sel) -> np.ndarray:
-    try:
-        return np.asarray(arr[sel])
-    except (VistsneError, MemoryError):
-        raise
-    except Exception as e:  # noqa: BLE001 - checksum, decompression, truncation: all damage
-        raise _Failure(describe(e)) from e
-
-
-def read_block(arr, sel, where: Where) -> np.ndarray:
-    """``arr[sel]`` with every decoding failure turned into one DamagedError line."""
-    try:
-        return _raw(arr, sel)
-    except _Failure as f:
-        raise damaged(where, str(f)) from f.__cause__
 
 
 def _gather(coros: list) -> list:
@@ -288,13 +253,6 @@ def _is_range(a: np.ndarray, start: int, n: int) -> bool:
                                        and bool(np.all(np.diff(a) == 1))))
 
 
-def read_all(chunks: Chunks, arr, where: Where, *, check: bool = True) -> np.ndarray:
-    """Every row of one (sync) array, its chunks checked first."""
-    if check:
-        check_present(chunks, arr, where)
-    return read_block(arr, slice(None), where)
-
-
 def write(group, name: str, data: np.ndarray, chunks: tuple[int, ...], sizes: Chunks | None) -> dict:
     """Create ``group/name`` from ``data`` with checksums and every chunk written; its record."""
     arr = group.create_array(name, data=data, chunks=chunks, compressors=compressors(),
@@ -305,30 +263,3 @@ def write(group, name: str, data: np.ndarray, chunks: tuple[int, ...], sizes: Ch
         if all(s is not None for s in got):
             rec["bytes"] = int(sum(got))
     return rec
-
-
-def deep_read(arr, where: Where) -> int:
-    """Read every chunk of ``arr`` (checksums and decompression); the bytes decoded.
-
-    Blocks of whole chunks are read at once; on a failure the block is read
-    again chunk by chunk, so that the message names the first bad chunk.
-    """
-    if arr.ndim == 0:
-        read_block(arr, (), where)
-        return int(arr.nbytes)
-    n, cs = int(arr.shape[0]), int(arr.chunks[0])
-    row_bytes = max(1, int(np.prod(arr.shape[1:], dtype=np.int64)) * arr.dtype.itemsize)
-    step = max(1, DEEP_BLOCK_BYTES // (row_bytes * cs)) * cs
-    for lo in range(0, n, step):
-        hi = min(n, lo + step)
-        try:
-            _raw(arr, slice(lo, hi))
-        except _Failure as block_failure:
-            for c in range(lo, hi, cs):
-                try:
-                    _raw(arr, slice(c, min(hi, c + cs)))
-                except _Failure as f:
-                    key = chunk_keys(arr, [c // cs])[0][len(arr.store_path.path) + 1:]
-                    raise damaged(where, f"{f}: chunk {key}") from f.__cause__
-            raise damaged(where, str(block_failure)) from block_failure.__cause__
-    return int(arr.nbytes)

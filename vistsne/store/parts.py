@@ -36,12 +36,18 @@ class PartInfo:
     arrays: dict = field(default_factory=dict)
     #: why the part's metadata cannot be read ("" when it can)
     damaged: str = ""
+    #: per-row arrays beside the features (``pred_top5``, ``score_top5``): name -> trailing shape
+    extras: dict = field(default_factory=dict)
 
     def writer_alive(self) -> bool:
         return writers.alive(self.writer)
 
     def array_names(self) -> list[str]:
-        return ["index", "label", "thumb", *(f"feat/{s}" for s in self.stages)]
+        return ["index", "label", "thumb", *(f"feat/{s}" for s in self.stages), *self.extras]
+
+    def holds(self, what: str | None) -> bool:
+        """Whether the part has feature stage (or extra array) ``what`` (None: any part)."""
+        return what is None or what in self.stages or what in self.extras
 
 
 @dataclass
@@ -89,7 +95,8 @@ class PartsMixin:
                 continue
             out.append(PartInfo(name=name, rows=int(a.get("rows", 0)), stages=dict(a.get("stages", {})),
                                 committed=bool(a.get("committed")), created=a.get("created", ""),
-                                writer=a.get("writer", {}) or {}, arrays=dict(a.get("arrays", {}) or {})))
+                                writer=a.get("writer", {}) or {}, arrays=dict(a.get("arrays", {}) or {}),
+                                extras=dict(a.get("extras", {}) or {})))
         return out
 
     def _part_where(self, key: str, name: str, array: str) -> Where:
@@ -119,19 +126,22 @@ class PartsMixin:
                 out[i] = (arr, where)
         return out
 
-    def _part_array(self, key: str, p: PartInfo, array: str):
-        return self._part_arrays(key, [(p, array)])[0]
-
     # ------------------------------------------------------------ writing
     def write_part(self, key: str, index: np.ndarray, labels: np.ndarray, thumbs: np.ndarray,
-                   feats: dict[str, np.ndarray]) -> str:
-        """Write one batch of rows as a new part; it counts once committed."""
+                   feats: dict[str, np.ndarray], extras: dict[str, np.ndarray] | None = None) -> str:
+        """Write one batch of rows as a new part; it counts once committed.
+
+        ``extras``: more per-row arrays (the model's top-5 predictions and
+        their scores), each (n, ...); read back with ``read_rows(what=name)``.
+        """
         n = len(index)
+        extras = {k: np.asarray(v) for k, v in (extras or {}).items()}
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         name = f"{stamp}-{uuid.uuid4().hex[:8]}"
         grp = self._parts(key, create=True).create_group(name, attributes={
             "rows": n, "committed": False, "created": writers.now_iso(), "writer": writers.identity(),
-            "stages": {k: int(v.shape[1]) for k, v in feats.items()}})
+            "stages": {k: int(v.shape[1]) for k, v in feats.items()},
+            "extras": {k: [int(d) for d in v.shape[1:]] for k, v in extras.items()}})
         rows = max(1, min(n, 4096))
         sizes = self._chunks
         rec = {"index": arrays.write(grp, "index", np.asarray(index, dtype=np.int64), (rows,), sizes),
@@ -143,6 +153,8 @@ class PartsMixin:
         for stage, arr in feats.items():
             arr = np.asarray(arr)
             rec[f"feat/{stage}"] = arrays.write(fg, stage, arr, (rows, arr.shape[1]), sizes)
+        for extra, arr in extras.items():
+            rec[extra] = arrays.write(grp, extra, arr, (rows,) + tuple(arr.shape[1:]), sizes)
         grp.attrs.update({"arrays": rec, "committed": True})  # the commit marker: written last
         return name
 
@@ -231,7 +243,7 @@ class PartsMixin:
 
     def _lookup(self, key: str, stage: str | None, skip_damaged: bool = False) -> _Lookup:
         every = self.parts(key)
-        infos = [p for p in every if p.committed and (stage is None or stage in p.stages)]
+        infos = [p for p in every if p.committed and p.holds(stage)]
         names = tuple(p.name for p in infos)
         hit = self._lookups.get((key, stage, skip_damaged))
         if hit is not None and hit.names == names:
@@ -280,7 +292,7 @@ class PartsMixin:
         (a :class:`DamagedError` otherwise).
         """
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        look = self._lookup(key, stage if what == "feat" else None)
+        look = self._lookup(key, stage if what == "feat" else (None if what in ("label", "thumb", "index") else what))
         pos = np.searchsorted(look.index, indices)
         found = pos < len(look.index)
         found[found] = look.index[pos[found]] == indices[found]
