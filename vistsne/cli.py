@@ -172,7 +172,7 @@ def _open_store(path, mode="a"):
 
 class _Group(click.Group):
     def list_commands(self, ctx):
-        return ["demo", "extract", "embed", "render", "run", "store"]
+        return ["demo", "extract", "embed", "render", "suspects", "run", "store"]
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -187,6 +187,7 @@ def cli(ctx, debug, quiet):
     extract  run the model once; store every stage's features
     embed    openTSNE over cached features (sweeps, metrics, cached)
     render   figures and an interactive page from the store alone
+    suspects the images most likely mislabelled, from the kNN graph
     run      drop-in for MMPretrain's vis_tsne.py (extract+embed+render)
     store    list, inspect, verify and clean the feature store
     demo     the built-in digits demo, end to end
@@ -406,6 +407,59 @@ def render(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype
     _emit(as_json, res.to_json(),
           f"render: entry {res.entry[:12]}: {_plural(res.maps, 'map')}, {_plural(res.sheets, 'sweep sheet')}, "
           f"{_plural(len(res.files), 'file')} in {time.perf_counter() - t0:.1f}s; output {res.out_dir}")
+
+
+# ----------------------------------------------------------------- suspects
+@cli.command()
+@_entry_args
+@click.option("--stage", default=None, metavar="NAME", help="The stage whose neighbourhoods count "
+              "(default: pre_logits, else the last stage).")
+@selection_options
+@click.option("--top", default=50, show_default=True, type=click.IntRange(1, None),
+              help="How many rows to list and draw.")
+@click.option("--out", "out_dir", default=os.path.join("work_dirs", "figures"), show_default=True,
+              type=click.Path(), help="Where the contact sheet goes.")
+@click.option("--no-sheet", is_flag=True, help="Only list them; draw no contact sheet.")
+@click.option("--n-jobs", default=None, type=int, help="Cores for an embed that is not cached yet.")
+@store_option
+@json_option
+@debug_option
+@handle_errors
+def suspects(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size, stage,
+             class_idx, max_num_class, max_num_samples, top, out_dir, no_sheet, n_jobs, store_path, as_json, debug):
+    """The rows most likely mislabelled or confused, most suspect first.
+
+    Each row's score is read off the stage's feature-space kNN graph (the
+    share of its 10 neighbours with another label) and, where the entry holds
+    the model's predictions, the model's own score of the label. Prints path,
+    label, neighbour majority, prediction and confidence, and draws a contact
+    sheet of their thumbnails. Uses the stage's default map (embedding it
+    first if it is not in the store).
+    """
+    from . import pipeline
+    from .render import RenderParams
+
+    t0 = time.perf_counter()
+    sel = _selection(class_idx, max_num_class, max_num_samples)
+    st = _open_store(store_path, "r+")
+    ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size)
+    report, sheet = pipeline.suspects(st, ref, stage, sel, top=top, out_dir=None if no_sheet else out_dir,
+                                      render_params=RenderParams().validate(), n_jobs=n_jobs,
+                                      progress=_progress_enabled() and not as_json)
+    if as_json:
+        click.echo(json.dumps({**report.to_json(), "sheet": str(sheet) if sheet else None}))
+        return
+    head = f"{'#':>3}  {'suspect':>7}  {'label':16} {'neighbours':16} {'prediction':22}  path"
+    click.echo(head)
+    for i, it in enumerate(report.items, 1):
+        pred = f"{it['prediction']} ({it['confidence']:.2f})" if it["prediction"] is not None else "-"
+        click.echo(f"{i:>3}  {it['suspect']:7.3f}  {it['label'][:16]:16} {it['neighbour_majority'][:16]:16} "
+                   f"{pred[:22]:22}  {it['path'] or '#' + str(it['dataset_index'])}")
+    if not report.uses_predictions:
+        click.echo("(no predictions in this entry: scores use the neighbourhoods only; re-extract to add them)")
+    where = f"; sheet {sheet}" if sheet else ""
+    click.echo(f"suspects: entry {report.entry[:12]} stage {report.stage}: {_plural(len(report.items), 'row')} of "
+               f"{report.rows} listed in {time.perf_counter() - t0:.1f}s{where}")
 
 
 # ---------------------------------------------------------------------- run

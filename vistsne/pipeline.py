@@ -125,3 +125,39 @@ def run(store: Store, request: Request, *, progress: bool = True) -> RunOutput:
                               entry=res.entry, names=names, html_name=request.html_name, sheets=request.sheets)
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def default_stage(store: Store, entry: str) -> str:
+    """``pre_logits`` when the entry has it, else its last stage in network order."""
+    from .stages import network_order
+
+    stages = network_order(store.entry_meta(entry).get("stages", {}))
+    return "pre_logits" if "pre_logits" in stages else stages[-1]
+
+
+def suspects(store: Store, ref: EntryRef, stage: str | None, selection: RowSelection, *, top: int = 50,
+             out_dir=None, render_params=None, n_jobs: int | None = None, progress: bool = True):
+    """The rows most likely mislabelled: the stage's default map (embedded first if needed) and its scores.
+
+    Returns ``(report, sheet path or None)``.
+    """
+    from .embed import EmbedParams
+    from .embed.entry import suspects_entry
+
+    from .embed.params import largest_perplexity
+
+    key = find_entry(store, ref)
+    stage = stage or default_stage(store, key)
+    wanted, _ = selection.rows(store.dataset_labels(key), len(store.entry_meta(key)["class_names"]))
+    n = len(set(wanted.tolist()) & store.present(key, [stage]))
+    params = EmbedParams(perplexity=max(1.0, min(EmbedParams().perplexity, float(int(largest_perplexity(n))))))
+    emb = embed(store, ref, [stage], [params], selection, n_jobs=n_jobs, progress=progress, entry=key)
+    report = suspects_entry(store, key, emb.records[0].key, top)
+    sheet = None
+    if out_dir is not None and report.items:
+        from .render import check_out_dir
+        from .render.entry import render_suspects
+
+        out = check_out_dir(out_dir)
+        sheet = render_suspects(store, report, out / f"{key[:12]}_{stage}_suspects.png", render_params)
+    return report, sheet

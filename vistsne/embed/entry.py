@@ -193,6 +193,7 @@ def embed_entry(store: Store, entry: str, stages: Sequence[str], params_list: Se
             continue
         X = store.read_rows(entry, indices, stage)
         labels = store.read_rows(entry, indices, what="label")
+        predictions = stored_predictions(store, entry, indices)
         check_features(X, stage)
         keys = {sha256_json(p.to_dict()): key for p, key in todo}
         t_stage = time.perf_counter()
@@ -213,11 +214,35 @@ def embed_entry(store: Store, entry: str, stages: Sequence[str], params_list: Se
                 "name": file_stem(stage, result.params.to_dict(), selection, len(indices) == len(wanted),
                                   len(indices)),
             }
-            store.write_embedding(entry, key, result.coords, indices, attrs)
+            extras = None
+            if result.neighbors is not None:
+                extras = row_scores(labels, result.neighbors, predictions)
+                attrs["knn_k"] = int(result.neighbors.shape[1])
+                attrs["suspect_uses_predictions"] = predictions is not None
+            store.write_embedding(entry, key, result.coords, indices, attrs, extras)
             records.append(EmbedRecord(key, entry, stage, len(indices), attrs["params"], result.resolved,
                                        False, result.seconds, result.metrics, result.n_iter_run, attrs))
         log.debug("stage %s: %d maps in %.1fs", stage, len(todo), time.perf_counter() - t_stage)
     return records
+
+
+def stored_predictions(store: Store, entry: str, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(top-5 classes, their scores)`` of these rows, when the entry holds predictions for all of them."""
+    if not set(indices.tolist()) <= store.present(entry, ["pred_top5", "score_top5"]):
+        return None
+    return store.read_rows(entry, indices, what="pred_top5"), store.read_rows(entry, indices, what="score_top5")
+
+
+def row_scores(labels: np.ndarray, knn: np.ndarray, predictions=None) -> dict[str, np.ndarray]:
+    """What a map stores per row beside its coordinates: its feature-space neighbours and the
+    label-error scores read off them (:mod:`vistsne.embed.suspects`)."""
+    from .suspects import neighbour_votes, suspect_scores
+
+    disagree, majority = neighbour_votes(labels, knn)
+    pred_top, score_top = predictions if predictions is not None else (None, None)
+    return {"knn": np.asarray(knn, dtype=np.int32), "disagree": disagree,
+            "majority": majority.astype(np.int32),
+            "suspect": suspect_scores(disagree, labels, pred_top, score_top)}
 
 
 def thread_limited(results, n_jobs: int):
@@ -245,3 +270,60 @@ def metrics_table(records: Sequence[EmbedRecord]) -> str:
     widths = [max(len(h), *(len(row[i]) for row in lines)) if lines else len(h) for i, h in enumerate(head)]
     fmt = "  ".join("{:<%d}" % w for w in widths)
     return "\n".join([fmt.format(*head)] + [fmt.format(*row) for row in lines])
+
+
+# ---------------------------------------------------------------- suspects
+@dataclass
+class SuspectReport:
+    """The rows of one map most likely mislabelled or confused, and the stage's confusion table."""
+
+    entry: str
+    stage: str
+    embedding: str
+    rows: int
+    uses_predictions: bool
+    items: list[dict]
+    confusion: np.ndarray
+    class_names: list[str]
+
+    def to_json(self) -> dict:
+        return {"entry": self.entry, "stage": self.stage, "embedding": self.embedding, "rows": self.rows,
+                "uses_predictions": self.uses_predictions, "suspects": self.items,
+                "confusion": self.confusion.tolist(), "class_names": self.class_names}
+
+
+def suspects_entry(store: Store, entry: str, ekey: str, top: int = 50) -> SuspectReport:
+    """The ``top`` most suspect rows of map ``ekey`` (scores stored with the map at embed time)."""
+    from ..errors import NotFoundError
+    from .suspects import confusion, ranking
+
+    info = store.embedding(entry, ekey)
+    if info is None:
+        raise NotFoundError(f"entry {entry[:12]} has no complete map {ekey[:12]}", "run `vistsne embed` first")
+    meta = store.entry_meta(entry)
+    _, index = store.read_embedding(entry, ekey)
+    disagree = store.read_map_extra(entry, ekey, "disagree")
+    majority = store.read_map_extra(entry, ekey, "majority")
+    suspect = store.read_map_extra(entry, ekey, "suspect")
+    if disagree is None or majority is None or suspect is None:
+        raise NotFoundError(f"map {ekey[:12]} was stored before label-error scores were",
+                            "embed it again with other parameters (e.g. --seed 1), or remove it with "
+                            "`vistsne store gc` after `vistsne store rm`")
+    labels = store.read_rows(entry, index, what="label").astype(np.int64)
+    predictions = stored_predictions(store, entry, index)
+    ids = store.dataset_ids(entry)
+    names = list(meta["class_names"])
+    order = ranking(suspect, disagree)[:max(0, int(top))]
+    items = []
+    for pos in order.tolist():
+        di = int(index[pos])
+        item = {"position": pos, "dataset_index": di, "path": str(ids[di]) if ids is not None else None,
+                "label": names[labels[pos]], "neighbour_majority": names[int(majority[pos])],
+                "disagree": round(float(disagree[pos]), 4), "suspect": round(float(suspect[pos]), 4),
+                "prediction": None, "confidence": None}
+        if predictions is not None:
+            item["prediction"] = names[int(predictions[0][pos, 0])]
+            item["confidence"] = round(float(predictions[1][pos, 0]), 4)
+        items.append(item)
+    return SuspectReport(entry, info.stage, ekey, len(index), predictions is not None, items,
+                         confusion(labels, majority, len(names)), names)

@@ -57,6 +57,8 @@ MIN_GRAPH_K = 30
 CHECK_EVERY = 50
 #: With a progress bar, the bar moves every this many iterations.
 PROGRESS_EVERY = 10
+#: Neighbours per row kept from the kNN graph for later use (suspects, the page's pinned neighbours).
+KEEP_NEIGHBORS = 10
 
 #: Rows checked for NaN/inf at a time (keeps the mask small on big arrays).
 _CHECK_ROWS = 8192
@@ -119,6 +121,9 @@ class EmbedResult:
     seconds: float
     #: :func:`~vistsne.embed.metrics.map_metrics` output.
     metrics: dict = field(default_factory=dict)
+    #: int32 N x k (k <= :data:`KEEP_NEIGHBORS`): each row's nearest rows in the kNN graph the
+    #: affinities came from (feature space, or its PCA), nearest first; shared by the maps of a call.
+    neighbors: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -397,6 +402,7 @@ def _embed_group(X: np.ndarray, labels: np.ndarray, pca_dims: int, knn_method: s
     width = min(n - 1, max(k_max, MIN_GRAPH_K)) if (graph_is_x and want_acc) else k_max
     neighbors, distances = knn_graph(Xp, width, knn_method, n_jobs)
     stats.knn_builds += 1
+    kept = np.ascontiguousarray(neighbors[:, :min(KEEP_NEIGHBORS, width)], dtype=np.int32)
     if want_acc:
         shared["feature_acc"] = _feature_accuracy(X, labels, neighbors if graph_is_x else None, stats)
     feature_acc = shared["feature_acc"]
@@ -444,7 +450,8 @@ def _embed_group(X: np.ndarray, labels: np.ndarray, pca_dims: int, knn_method: s
         metrics = map_metrics(X, coords, labels, kl, feature_acc=feature_acc,
                               trust_ref=shared["trust_ref"])
         return EmbedResult(params=p, resolved={**resolved[i], **graph_info}, coords=coords,
-                           kl_divergence=kl, n_iter_run=n_run, seconds=seconds, metrics=metrics)
+                           kl_divergence=kl, n_iter_run=n_run, seconds=seconds, metrics=metrics,
+                           neighbors=kept)
 
     if at_once == 1:
         for number, job in enumerate(jobs, start + 1):

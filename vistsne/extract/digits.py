@@ -116,4 +116,6 @@ class Digits(BaseDataset):
         images = to_rgb(images8, self.image_size)
         if self.expand:
             images, labels = augment(images, labels, int(self.expand), self.seed)
-        return [dict(img=img, gt_label=int(lab)) for img, lab in zip(images, labels)]
+        tag = f"digits-{self.split}" + (f"-x{self.expand}-s{self.seed}" if self.expand else "")
+        return [dict(img=img, gt_label=int(lab), sample_id=f"{tag}/{i:05d}")
+                for i, (img, lab) in enumerate(zip(images, labels))]

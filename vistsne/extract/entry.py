@@ -220,7 +220,7 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
     from ..errors import ConfigError
     from .checkpoint import apply_checkpoint
     from .model import (StageReader, build_dataset, build_model, dataset_labels_and_classes,
-                        pick_device, thumbnails)
+                        pick_device, sample_ids, thumbnails)
 
     key = info.key
     cfg = info.loaded.cfg
@@ -262,6 +262,7 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
     dtype = np.float16 if params.dtype == "float16" else np.float32
     buf: dict[str, list] = {"index": [], "thumb": []}
     feats_buf: dict[str, list] = {}
+    extras_buf: dict[str, list] = {}
     dims: dict[str, int] = {}
     last_flush = time.perf_counter()
     new_rows = 0
@@ -272,11 +273,13 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
             return
         idx = np.concatenate(buf["index"])
         store.write_part(key, idx, labels[idx], np.concatenate(buf["thumb"]),
-                         {s: np.concatenate(v).astype(dtype, copy=False) for s, v in feats_buf.items()})
+                         {s: np.concatenate(v).astype(dtype, copy=False) for s, v in feats_buf.items()},
+                         {s: np.concatenate(v) for s, v in extras_buf.items()})
         new_rows += len(idx)
         buf["index"].clear()
         buf["thumb"].clear()
         feats_buf.clear()
+        extras_buf.clear()
         last_flush = time.perf_counter()
 
     def first_batch(out) -> None:
@@ -292,7 +295,12 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
             prov = _provenance(params, info, device, class_names)
             if partial:
                 prov["partial_checkpoint"] = partial
-            store.create_entry(key, prov, labels)
+            try:
+                ids = sample_ids(dataset)
+            except Exception as e:  # noqa: BLE001 - a dataset without per-sample infos: rows keep their index
+                log.info("the dataset gives no sample paths (%s); rows are known by their index", e)
+                ids = None
+            store.create_entry(key, prov, labels, ids)
         if not writer:
             writer.append(store.register_writer(key))  # gc leaves the entry alone while this process runs
         meta = store.entry_meta(key)
@@ -329,6 +337,12 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
                     buf["thumb"].append(thumbnails(raw, params.thumb_size, bgr))
                     for s, a in batch.items():
                         feats_buf.setdefault(s, []).append(a)
+                    top = reader.top_k()
+                    if top is None:
+                        extras_buf.clear()  # a head whose predict failed: no predictions in this part
+                    else:
+                        extras_buf.setdefault("pred_top5", []).append(top[0])
+                        extras_buf.setdefault("score_top5", []).append(top[1])
                     bar.update(len(idx))
                     n_buf = sum(len(a) for a in buf["index"])
                     if n_buf >= params.flush_rows or time.perf_counter() - last_flush > params.flush_seconds:

@@ -86,6 +86,34 @@ def dataset_labels_and_classes(dataset) -> tuple[Any, list[str]]:
     return labels, names
 
 
+def sample_ids(dataset) -> list[str]:
+    """Each sample's identity: its file path relative to the dataset's image folder, else the
+    dataset's own id (``sample_id`` in its data list), else ``<DatasetType>#<index>``."""
+    import os
+
+    prefix = getattr(dataset, "data_prefix", {}) or {}
+    root = prefix.get("img_path") if isinstance(prefix, dict) else None
+    root = root or getattr(dataset, "data_root", None) or ""
+    name = type(dataset).__name__
+    out = []
+    for i in range(len(dataset)):
+        info = dataset.get_data_info(i)
+        path = info.get("img_path")
+        if path:
+            path = str(path)
+            if root and "://" not in path:
+                try:
+                    path = os.path.relpath(path, root)
+                except ValueError:
+                    pass
+            out.append(path.replace(os.sep, "/"))
+        elif info.get("sample_id") is not None:
+            out.append(str(info["sample_id"]))
+        else:
+            out.append(f"{name}#{i}")
+    return out
+
+
 def pool(t, mode: str, has_cls_token: bool, n: int | None = None):
     """(N,C,H,W) -> global average; (N,L,C) -> token mean or class token; (N,C) as is.
 
@@ -119,10 +147,18 @@ class StageReader:
     ``neck.<i>`` when the neck returns several), ``pre_logits``.
     """
 
-    def __init__(self, model, vis_stage: str = "all", pool_mode: str = "avg"):
+    #: how many top classes (and their softmax scores) are kept per row
+    TOP_K = 5
+
+    def __init__(self, model, vis_stage: str = "all", pool_mode: str = "avg", predictions: bool = True):
         self.model = model
         self.vis_stage = vis_stage
         self.pool_mode = pool_mode
+        #: the head's class scores of the last batch (N x classes), when the model predicts
+        self.scores = None
+        head = getattr(model, "head", None)
+        self.predicts = bool(predictions and vis_stage == "all" and head is not None
+                             and callable(getattr(head, "predict", None)))
         bb = getattr(model, "backbone", None)
         self.has_cls_token = bool(getattr(bb, "with_cls_token", False)) and getattr(bb, "cls_token", None) is not None
         sig = inspect.signature(model.extract_feat).parameters if hasattr(model, "extract_feat") else {}
@@ -142,6 +178,9 @@ class StageReader:
         else:
             self._note(f"{type(model).__name__} extracts backbone features only; "
                        "no neck or pre_logits stage stored")
+        if predictions and vis_stage == "all" and not self.predicts:
+            self._note(f"{type(model).__name__} has no classification head: no predictions stored")
+            self.predicts = False
 
     def _note(self, text: str) -> None:
         """Record a note once (the reader runs once per batch)."""
@@ -213,7 +252,31 @@ class StageReader:
                     self._note(f"the head's pre_logits failed ({e.__class__.__name__}); not stored")
             elif want == "all":
                 self._note("the model's head has no pre_logits; no pre_logits stage stored")
+        if self.predicts:
+            self.scores = self._predict(x)
         return out
+
+    def _predict(self, x):
+        """The head's own ``predict`` on the neck's output (as ``model.predict`` calls it): N x classes."""
+        import torch
+
+        try:
+            samples = self.model.head.predict(x)
+            return torch.stack([s.pred_score for s in samples]).float()
+        except Exception as e:  # noqa: BLE001 - heads of self-supervised models and the like
+            self._note(f"the head's predict failed ({e.__class__.__name__}): no predictions stored")
+            self.predicts = False
+            return None
+
+    def top_k(self):
+        """``(classes int32 N x k, scores float32 N x k)`` of the last batch, best first; None without."""
+        import torch
+
+        if self.scores is None:
+            return None
+        k = min(self.TOP_K, int(self.scores.shape[1]))
+        scores, classes = torch.topk(self.scores, k, dim=1)
+        return classes.to(torch.int32).cpu().numpy(), scores.cpu().numpy().astype("float32")
 
 
 def default_stage(model) -> str:

@@ -285,3 +285,23 @@ def render_cells(store: Store, cells: Sequence[Sequence[tuple[str, str] | None]]
             out_row.append(m)
         grid.append(out_row)
     return render_sheet(grid, row_labels, col_labels, Path(out_path), params)
+
+
+def render_suspects(store: Store, report, out_path, params: RenderParams) -> Path:
+    """The contact sheet of a suspects report: each row's thumbnail, captioned with its label, its
+    neighbours' majority and the model's prediction."""
+    from .static import render_contact_sheet
+
+    items = list(report.items)
+    if not items:
+        raise NotFoundError(f"no suspects to draw for stage {report.stage}", "pass a larger --top")
+    thumbs = store.read_rows(report.entry, np.array([it["dataset_index"] for it in items]), what="thumb")
+    captions = []
+    for it in items:
+        lines = [f"label {it['label']}", f"nbrs {it['neighbour_majority']} ({it['disagree']:.0%} differ)"]
+        if it.get("prediction") is not None:
+            lines.append(f"pred {it['prediction']} {it['confidence']:.2f}")
+        captions.append(lines)
+    title = (f"{report.entry[:12]} | {report.stage} | {len(items)} most suspect of {report.rows} rows"
+             + (" | neighbours + model" if report.uses_predictions else " | neighbours"))
+    return render_contact_sheet(thumbs, captions, Path(out_path), params, title)

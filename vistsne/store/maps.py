@@ -118,8 +118,12 @@ class MapsMixin:
         return self._first_complete(self.attempts(key, ekey_of(ekey))).get(ekey_of(ekey))
 
     def write_embedding(self, key: str, ekey: str, coords: np.ndarray, index: np.ndarray,
-                        attrs: dict) -> str:
-        """Publish a map as a new attempt; the attempt's name."""
+                        attrs: dict, extras: dict[str, np.ndarray] | None = None) -> str:
+        """Publish a map as a new attempt; the attempt's name.
+
+        ``extras``: more per-row arrays of the map (its rows' feature-space
+        neighbours, ``knn``), read back with :meth:`read_map_extra`.
+        """
         name = f"{ekey}{SEP}{uuid.uuid4().hex[:8]}"
         grp = self._embeddings(key, create=True).create_group(
             name, attributes={**attrs, "complete": False, "writer": writers.identity()})
@@ -128,6 +132,9 @@ class MapsMixin:
         rows = max(1, min(n, 1 << 16))
         rec = {"coords": arrays.write(grp, "coords", coords, (rows, coords.shape[1]), self._chunks),
                "index": arrays.write(grp, "index", np.asarray(index, dtype=np.int64), (rows,), self._chunks)}
+        for name_, arr in (extras or {}).items():
+            arr = np.asarray(arr)
+            rec[name_] = arrays.write(grp, name_, arr, (rows,) + tuple(arr.shape[1:]), self._chunks)
         grp.attrs.update({"arrays": rec, "complete": True, "created": writers.now_iso(),
                           "completed": writers.now_iso_us()})  # written last
         return name
@@ -162,6 +169,21 @@ class MapsMixin:
         if coords.shape[0] != index.shape[0]:
             raise arrays.damaged(wheres[1], f"{index.shape[0]} rows against {coords.shape[0]} coordinates")
         return coords, index
+
+    def read_map_extra(self, key: str, ekey: str, name: str) -> np.ndarray | None:
+        """A per-row array stored with map ``ekey`` (None when the map has none of that name)."""
+        info = self._map_attempt(key, ekey)
+        rec = info.attrs.get("arrays") or {}
+        if name not in rec:
+            return None
+        where = Where(key, f"map {short_name(info.name)}", name)
+        (arr,) = arrays.open_many(self.root.store, [f"entries/{key}/embeddings/{info.name}/{name}"], [where])
+        if list(arr.shape) != list(rec[name].get("shape", arr.shape)):
+            raise arrays.damaged(where, f"its shape {tuple(arr.shape)} differs from the recorded "
+                                        f"{tuple(rec[name]['shape'])}")
+        if self.check_chunks:
+            arrays.check_present(self._chunks, arr, where)
+        return arrays.read_many([(arr, slice(None), where)])[0]
 
     def remove_embedding(self, key: str, ekey: str) -> None:
         """Remove map ``ekey`` (every attempt), or the one attempt named ``<ekey>~<uuid8>``."""

@@ -237,7 +237,8 @@ def _part_targets(key: str, p) -> list[_Target]:
 def _map_targets(key: str, e) -> list[_Target]:
     rec = e.attrs.get("arrays") or {}
     return [_Target("map", e.name, a, f"entries/{key}/embeddings/{e.name}/{a}",
-                    arrays.Where(key, f"map {short_name(e.name)}", a), rec.get(a)) for a in ("coords", "index")]
+                    arrays.Where(key, f"map {short_name(e.name)}", a), rec.get(a))
+            for a in ("coords", "index", *(n for n in rec if n not in ("coords", "index")))]
 
 
 def verify_entry(store, key: str, deep: bool = False, stats: Stats | None = None,
