@@ -15,7 +15,7 @@ PERPLEXITY  ?= 30
 SWEEP_PERPLEXITY ?= 5,15,30,50
 N_ITER      ?= 1000
 SEED        ?= 0
-OUT         ?= work_dirs/vistsne_figures
+OUT         ?= work_dirs/figures
 QUICK       ?=
 FULL        ?=
 

@@ -38,7 +38,7 @@ def write_image_tree(root: Path, classes=("cat", "dog", "owl"), per_class=4, siz
         d.mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
             base = np.zeros((size, size, 3), np.uint8)
-            base[..., ci % 3] = 60 + 60 * ci
+            base[..., ci % 3] = (60 + 60 * ci) % 200
             noise = rng.integers(0, 80, size=(size, size, 3), dtype=np.uint8)
             Image.fromarray(base + noise).save(d / f"{i:03d}.png")
     return root

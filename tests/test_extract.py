@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from vistsne.cli import cli
 from vistsne.errors import (CheckpointError, ConfigError, DatasetError, ParamError, StageError,
                             StoreError, UnsafeCheckpointError)
-from vistsne.extract import ExtractParams, entry_key, extract
+from vistsne.extract import ExtractParams, entry_key, extract_entry
 from vistsne.store import Store
 
 from .conftest import DEMO_CONFIG, ROOT, run_cli
@@ -27,7 +27,7 @@ SMALL = dict(max_num_samples=6, device="cpu")
 
 def _extract(store_path, **kw):
     params = ExtractParams(config=kw.pop("config", DEMO_CONFIG), **{**SMALL, **kw})
-    return extract(params, Store(store_path), show_progress=False)
+    return extract_entry(Store(store_path), params, progress=False)
 
 
 def test_round_trip_and_cache_hit(store_path):
@@ -147,37 +147,70 @@ def test_float16_and_cli_json(store_path):
                             "--max-num-samples", "2", "--dtype", "float16", "--device", "cpu", "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert set(out) == {"entry", "cached", "rows", "new_rows", "stages", "seconds", "store"}
+    assert set(out) == {"entry", "cached", "rows", "new_rows", "stages", "seconds", "store", "partial_checkpoint"}
+    assert out["partial_checkpoint"] is None
     assert out["rows"] == 4 and out["new_rows"] == 4 and out["cached"] is False
     st = Store(store_path)
     part = st.parts(out["entry"])[0]
     assert st.root["entries"][out["entry"]]["parts"][part.name]["feat"]["pre_logits"].dtype == np.float16
 
 
+def _stopped(pid: int, timeout: float = 10.0) -> bool:
+    """Wait until process ``pid`` is stopped (SIGSTOP delivered): state T in /proc."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                return True
+        time.sleep(0.001)
+    return False
+
+
 @pytest.mark.slow
 def test_resume_after_kill(store_path):
+    # one row per batch and per part, so that the writer spends much of its time inside a part
     args = [sys.executable, "-m", "vistsne", "extract", DEMO_CONFIG, "--store", store_path,
-            "--max-num-samples", "60", "--batch-size", "8", "--flush-rows", "16", "--device", "cpu", "-h"]
+            "--max-num-samples", "60", "--batch-size", "1", "--flush-rows", "1", "--device", "cpu", "-h"]
     args.remove("-h")
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     key = None
+    uncommitted: set[str] = set()
+    rng = np.random.default_rng(0)
     try:
         while time.time() < deadline:
-            time.sleep(0.5)
+            time.sleep(0.5 if key is None else float(rng.uniform(0.0, 0.02)))
+            assert proc.poll() is None, proc.communicate()  # still running: the kill is mid-run
             if not os.path.exists(os.path.join(store_path, "entries")):
                 continue
-            st = Store(store_path, mode="r")
-            keys = st.entry_keys()
-            if keys and sum(p.committed for p in st.parts(keys[0])) >= 2:
-                key = keys[0]
+            if key is None:
+                st = Store(store_path, mode="r")
+                keys = st.entry_keys()
+                if keys and sum(p.committed for p in st.parts(keys[0])) >= 2:
+                    key = keys[0]
+                continue
+            # freeze the writer and look: kill it only while a part is started and not committed,
+            # so that what the kill leaves is exactly what was seen
+            proc.send_signal(signal.SIGSTOP)
+            assert _stopped(proc.pid)
+            try:
+                parts = Store(store_path, mode="r").parts(key)
+            except Exception:  # noqa: BLE001 - frozen in the middle of a metadata write: look again
+                parts = []
+            started = [p for p in parts if not p.committed]
+            # a part's attributes are written one by one: wait for one that names its writer
+            if started and all("pid" in (p.writer or {}) for p in started):
+                uncommitted = {p.name for p in started}
                 break
-            assert proc.poll() is None, proc.communicate()
+            proc.send_signal(signal.SIGCONT)
         assert key is not None, "no part was committed in time"
+        assert uncommitted, "the writer was never caught inside a part"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+    assert proc.returncode == -signal.SIGKILL  # killed, not finished
     st = Store(store_path)
+    assert {p.name for p in st.parts(key) if not p.committed} == uncommitted
     done = st.present(key, ["pre_logits"])
     assert 0 < len(done) < 540  # the digits test split holds 540 rows
     # what is there reads back; what is missing reads as missing
@@ -186,10 +219,14 @@ def test_resume_after_kill(store_path):
     assert res.entry == key and res.rows == 540 and res.new_rows == 540 - len(done)
     assert _extract(store_path, max_num_samples=60).cached
     problems = Store(store_path).verify_entry(key)
+    assert len(problems) == len(uncommitted)  # the killed run's part, and nothing else
     assert all("uncommitted" in p for p in problems)
-    r = CliRunner().invoke(cli, ["store", "gc", "--store", store_path])
+    assert {p.split(":")[0].split("/")[1] for p in problems} == uncommitted
+    r = CliRunner().invoke(cli, ["store", "gc", "--store", store_path, "--json"])
     assert r.exit_code == 0, r.output
+    assert sorted(json.loads(r.stdout)["parts"]) == sorted(f"{key[:12]}/{name}" for name in uncommitted)
     assert Store(store_path).verify_entry(key) == []
+    assert len(Store(store_path).present(key, ["pre_logits"])) == 540
 
 
 @pytest.mark.slow
@@ -288,6 +325,26 @@ def test_runner_checkpoint_loads_safely(tmp_path, store_path):
     res = _extract(store_path, checkpoint=str(ckpt), max_num_class=1, max_num_samples=1)
     assert res.new_rows == 1
     assert callable(train_checkpoint)
+    # the weights loaded are the trained ones, bit for bit, and they are what extraction used:
+    # a plain checkpoint of the same state_dict gives the same features, random init other ones
+    import torch
+
+    full = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert loaded["state_dict"].keys() == full["state_dict"].keys()
+    for name, tensor in full["state_dict"].items():
+        assert torch.equal(loaded["state_dict"][name], tensor), name
+    plain = tmp_path / "plain.pth"
+    torch.save({"state_dict": full["state_dict"]}, plain)
+    same = _extract(store_path, checkpoint=str(plain), max_num_class=1, max_num_samples=1)
+    init = _extract(store_path, max_num_class=1, max_num_samples=1)
+    assert len({res.entry, same.entry, init.entry}) == 3
+    st = Store(store_path)
+    import hashlib
+
+    assert st.entry_meta(res.entry)["checkpoint_sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    feats = {r.entry: st.read_rows(r.entry, r.indices, "pre_logits") for r in (res, same, init)}
+    np.testing.assert_array_equal(feats[res.entry], feats[same.entry])
+    assert not np.allclose(feats[res.entry], feats[init.entry], rtol=1e-3, atol=1e-4)
 
 
 def test_error_dataset_missing(tmp_path, store_path):
@@ -343,12 +400,23 @@ def test_cli_debug_shows_traceback(store_path):
 
 
 def test_seed_style_and_package_config_resolution(caplog):
+    import logging
+
     from vistsne.extract.config import resolve_config_path
 
-    seed_style = resolve_config_path("configs/resnet/resnet18_8xb16_cifar10.py")
-    package = resolve_config_path("mmpretrain::resnet/resnet18_8xb16_cifar10.py")
+    with caplog.at_level(logging.INFO, logger="vistsne"):
+        seed_style = resolve_config_path("configs/resnet/resnet18_8xb16_cifar10.py")
+        said = [r.getMessage() for r in caplog.records if r.name.startswith("vistsne")]
+        caplog.clear()
+        package = resolve_config_path("mmpretrain::resnet/resnet18_8xb16_cifar10.py")
+        local = resolve_config_path(DEMO_CONFIG)
+        quiet = [r.getMessage() for r in caplog.records if r.name.startswith("vistsne")]
     assert seed_style == package and seed_style.is_file()
-    assert resolve_config_path(DEMO_CONFIG) == Path(DEMO_CONFIG)
+    assert local == Path(DEMO_CONFIG)
+    # the seed-style path is not on disk: the log says where the config came from, once
+    assert said == ["config configs/resnet/resnet18_8xb16_cifar10.py is not on disk; using mmpretrain's "
+                    "packaged configs/resnet/resnet18_8xb16_cifar10.py"]
+    assert quiet == []  # a package config and a file on disk are what they say: nothing to log
 
 
 def test_store_commands(store_path):
@@ -358,8 +426,11 @@ def test_store_commands(store_path):
     assert ls.exit_code == 0, ls.output
     rows = json.loads(ls.stdout)
     assert rows[0]["key"] == res.entry and rows[0]["rows"] == 4 and rows[0]["complete"] is True
-    assert set(rows[0]) == {"key", "config", "checkpoint", "complete", "rows", "stages", "embeddings",
-                            "size_bytes", "created"}
+    assert set(rows[0]) == {"key", "config", "config_name", "checkpoint", "checkpoint_name", "data", "complete",
+                            "rows", "per_class", "partial_checkpoint", "stages", "embeddings", "size_bytes",
+                            "created"}
+    assert rows[0]["per_class"] == {"classes": 2, "min": 2, "max": 2} and rows[0]["checkpoint_name"] == "random init"
+    assert rows[0]["data"] == "Digits test"
     info = runner.invoke(cli, ["store", "info", res.entry[:8], "--store", store_path, "--json"])
     assert json.loads(info.stdout)["checkpoint_sha256"] == "none"
     assert runner.invoke(cli, ["store", "verify", "--store", store_path]).exit_code == 0
@@ -398,7 +469,8 @@ def test_mismatched_checkpoint_keys_are_reported(tmp_path, store_path, random_ch
     path = tmp_path / "partial.pth"
     torch.save(state, path)
     with caplog.at_level(logging.WARNING, logger="vistsne"):
-        res = _extract(store_path, checkpoint=str(path), max_num_class=1, max_num_samples=1)
+        res = _extract(store_path, checkpoint=str(path), max_num_class=1, max_num_samples=1,
+                       allow_partial_checkpoint=True)
     text = caplog.text
     assert res.new_rows == 1
     assert "1 checkpoint keys are not in the model, e.g. extra.layer.weight" in text
@@ -407,14 +479,14 @@ def test_mismatched_checkpoint_keys_are_reported(tmp_path, store_path, random_ch
 
 
 def test_loader_workers_default_to_the_config_capped_below_the_cores(monkeypatch):
-    from vistsne.extract.pipeline import loader_workers
+    from vistsne.extract.entry import loader_workers
 
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("vistsne.extract.entry.available_cores", lambda: 2)
     assert loader_workers(None, {"num_workers": 5}) == 1  # 2 cores: one left for the forward pass
     assert loader_workers(None, {"num_workers": 0}) == 0  # never raised
     assert loader_workers(None, {}) == 0
     assert loader_workers(3, {"num_workers": 5}) == 3  # --num-workers is taken as given
-    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    monkeypatch.setattr("vistsne.extract.entry.available_cores", lambda: 16)
     assert loader_workers(None, {"num_workers": 5}) == 5
-    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    monkeypatch.setattr("vistsne.extract.entry.available_cores", lambda: 1)
     assert loader_workers(None, {"num_workers": 5}) == 1

@@ -242,11 +242,14 @@ def extract(config, checkpoint, test_cfg, cfg_options, images, pool, dtype, imag
                            flush_rows=flush_rows).validate()
     store = _open_store(store_path)
     res = pipeline.extract(store, params, progress=_progress_enabled() and not as_json)
-    stages = ", ".join(f"{k} ({v})" for k, v in res.stages.items())
+    from .stages import network_order
+
+    stages = ", ".join(f"{k} ({res.stages[k]})" for k in network_order(res.stages))
     what = "cache hit, no inference" if res.cached else f"{res.new_rows} new rows computed"
+    partial = f"; {res.partial_note()}" if res.partial_note() else ""
     _emit(as_json, res.to_json(),
           f"extract: entry {res.entry[:12]}: {res.rows} rows ({what}, {res.rows - res.new_rows} cached); "
-          f"stages {stages}; {res.seconds:.1f}s; store {res.store}")
+          f"stages {stages}{partial}; {res.seconds:.1f}s; store {res.store}")
 
 
 # -------------------------------------------------------------------- embed
@@ -518,31 +521,48 @@ def _entry_rows(st, key) -> int:
     return len(st.present(key, []))
 
 
+def _per_class(pc) -> str:
+    if not pc:
+        return "-"
+    return f"{pc['min']}/class" if pc["min"] == pc["max"] else f"{pc['min']}-{pc['max']}/class"
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f}MB"
+
+
 @store.command("ls")
 @store_option
 @json_option
 @handle_errors
 def store_ls(store_path, as_json):
-    """A table of the store's entries."""
+    """A table of the store's entries: config, checkpoint, data source, rows per class, maps."""
     from .store.summary import entry_summaries
 
     st = _open_store(store_path, "r")
     rows = entry_summaries(st)
     if as_json:
-        click.echo(json.dumps(rows))
+        click.echo(json.dumps(rows, ensure_ascii=False))
         return
     if not rows:
         click.echo(f"store {st.path}: no entries")
         return
-    header = f"{'key':12}  {'config':28} {'checkpoint':28} {'rows':>6} {'maps':>4} {'size':>9}  stages"
-    click.echo(header)
+    table = [["key", "config", "checkpoint", "data", "rows", "per class", "maps", "size", "stages"]]
     for r in rows:
-        size = f"{r['size_bytes'] / 1e6:.1f}MB"
-        flag = "" if r["complete"] else " (incomplete)"
-        click.echo(f"{r['key'][:12]:12}  {str(r['config'])[-28:]:28} {str(r['checkpoint'] or 'random init')[-28:]:28} "
-                   f"{r['rows']:>6} {r['embeddings']:>4} {size:>9}  "
-                   f"{', '.join(r['stages'])}{flag}")
-    click.echo(f"store ls: {len(rows)} entries in {st.path}")
+        flags = ("" if r["complete"] else " (incomplete)") + (" (partial checkpoint)" if r.get("partial_checkpoint")
+                                                              else "")
+        table.append([r["key"][:12], str(r["config_name"]), str(r["checkpoint_name"]), r["data"], str(r["rows"]),
+                      _per_class(r.get("per_class")), str(r["embeddings"]), _mb(r["size_bytes"]),
+                      ", ".join(r["stages"]) + flags])
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
+    for row in table:
+        click.echo("  ".join(c.ljust(w) if i not in (4, 6, 7) else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(row, widths))) + "  " + row[-1])
+    click.echo(f"store ls: {len(rows)} {'entry' if len(rows) == 1 else 'entries'} in {st.path}")
+
+
+def _short_metric(v):
+    return round(v, 3) if isinstance(v, float) else v
 
 
 @store.command("info")
@@ -551,41 +571,58 @@ def store_ls(store_path, as_json):
 @json_option
 @handle_errors
 def store_info(key, store_path, as_json):
-    """The full provenance of one entry (KEY or a unique prefix)."""
+    """The full provenance of one entry (KEY or a unique prefix) and its maps."""
+    from .store.summary import entry_summary
+
     st = _open_store(store_path, "r")
     key = st.resolve_entry(key)
     meta = st.entry_meta(key)
-    meta["rows"] = _entry_rows(st, key)
-    meta["embeddings"] = [{"key": e.key, "stage": e.stage, "params": e.attrs.get("params"),
-                           "metrics": e.attrs.get("metrics")} for e in st.embeddings(key)]
+    summary = entry_summary(st, key)
+    meta["rows"] = summary["rows"]
+    meta["per_class"] = summary["per_class"]
+    meta["embeddings"] = [{"key": e.key, "stage": e.stage, "rows": e.attrs.get("rows"),
+                           "params": e.attrs.get("params"), "metrics": e.attrs.get("metrics")}
+                          for e in st.embeddings(key)]
     if as_json:
-        click.echo(json.dumps(meta, default=str))
+        click.echo(json.dumps(meta, default=str, ensure_ascii=False))
         return
     text = meta.pop("config_text", "")
     for k, v in meta.items():
         if k == "embeddings":
             continue
-        click.echo(f"{k}: {json.dumps(v, default=str) if isinstance(v, (dict, list)) else v}")
+        shown = json.dumps(v, default=str, ensure_ascii=False) if isinstance(v, (dict, list)) else v
+        click.echo(f"{k}: {shown}")
     click.echo(f"embeddings: {len(meta['embeddings'])}")
     for e in meta["embeddings"]:
         p = e["params"] or {}
-        m = e["metrics"] or {}
-        click.echo(f"  {e['key'][:12]} {e['stage']} perplexity={p.get('perplexity')} seed={p.get('seed')} "
-                   f"knn_acc_map={m.get('knn_acc_map')}")
+        m = {k: _short_metric(v) for k, v in (e["metrics"] or {}).items()}
+        click.echo(f"  {e['key'][:12]} {e['stage']} rows={e['rows']} perplexity={p.get('perplexity'):g} "
+                   f"seed={p.get('seed')} knn_acc_map={m.get('knn_acc_map')} knn_acc_features="
+                   f"{m.get('knn_acc_features')} trustworthiness={m.get('trustworthiness')}")
     click.echo("config_text:\n" + text)
 
 
 @store.command("rm")
 @click.argument("key")
+@click.option("--yes", "-y", is_flag=True, help="Remove without asking (asked only on a terminal).")
 @store_option
+@json_option
 @handle_errors
-def store_rm(key, store_path):
-    """Remove one entry and its embeddings."""
+def store_rm(key, yes, store_path, as_json):
+    """Remove one entry (KEY or a unique prefix) and its maps; says what goes first."""
+    from .store.summary import entry_summary
+
     st = _open_store(store_path)
     key = st.resolve_entry(key)
     st.check_writable()
+    s = entry_summary(st, key)
+    what = (f"entry {key[:12]} ({s['config_name']}, {s['checkpoint_name']}, {s['data']}): {s['rows']} rows, "
+            f"{_plural(s['embeddings'], 'map')}, {_mb(s['size_bytes'])}")
+    if not yes and sys.stdin.isatty() and not as_json:
+        click.confirm(f"remove {what}?", abort=True)
     st.remove_entry(key)
-    click.echo(f"store rm: removed entry {key[:12]} from {st.path}")
+    _emit(as_json, {"removed": key, "rows": s["rows"], "maps": s["embeddings"], "size_bytes": s["size_bytes"],
+                    "store": st.path}, f"store rm: removed {what} from {st.path}")
 
 
 @store.command("gc")

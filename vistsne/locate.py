@@ -75,7 +75,39 @@ def _matches(meta: dict, ref: EntryRef) -> bool:
     )
 
 
-def stale_inputs(meta: dict) -> list[str]:
+#: the image files mmpretrain's CustomDataset lists
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".webp")
+
+
+def _image_files(root: str) -> set[str]:
+    out = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        rel = os.path.relpath(dirpath, root)
+        for f in filenames:
+            if f.lower().endswith(IMAGE_EXTENSIONS) and rel != ".":
+                out.add(f"{rel}/{f}".replace(os.sep, "/"))
+    return out
+
+
+def images_diff(store: Store, key: str, images: str) -> str:
+    """``3 files added (e.g. cat/new.png), 1 removed (e.g. dog/7.png)``, or "" when that cannot be told."""
+    ids = store.dataset_ids(key)
+    if ids is None:
+        return ""
+    old, new = set(ids.tolist()), _image_files(images)
+    added, removed = sorted(new - old), sorted(old - new)
+    parts = []
+    if added:
+        parts.append(f"{len(added)} file{'s' if len(added) != 1 else ''} added (e.g. {added[0]})")
+    if removed:
+        parts.append(f"{len(removed)} removed (e.g. {removed[0]})")
+    if not parts:
+        parts.append("the same files, changed in place")
+    return ", ".join(parts)
+
+
+def stale_inputs(meta: dict, store: Store | None = None, key: str | None = None) -> list[str]:
     """What changed since the entry was extracted, as far as can be told without work ([] = unchanged)."""
     from .hashing import file_sha256, tree_fingerprint
 
@@ -87,7 +119,8 @@ def stale_inputs(meta: dict) -> list[str]:
     images = meta.get("images")
     if images and os.path.isdir(images) and meta.get("data_fingerprint"):
         if tree_fingerprint([os.path.realpath(images)]) != meta["data_fingerprint"]:
-            changed.append(f"the files under {images} changed")
+            diff = images_diff(store, key, images) if store is not None and key else ""
+            changed.append(f"the files under {images} changed" + (f": {diff}" if diff else ""))
     return changed
 
 
@@ -121,7 +154,7 @@ def find_entry(store: Store, ref: EntryRef) -> str:
     what = f"no entry for {ref.config} with checkpoint {ref.checkpoint or 'none (random init)'}"
     if candidates:
         old = _newest(store, candidates)
-        changes = "; ".join(stale_inputs(store.entry_meta(old)))
+        changes = "; ".join(stale_inputs(store.entry_meta(old), store, old))
         raise NotFoundError(f"{what} and the current inputs in store {store.path}: entry {old[:12]} was "
                             f"extracted before {changes}", hint.replace(" first", " to extract the current ones"))
     raise NotFoundError(f"{what} in store {store.path}", hint)

@@ -60,15 +60,15 @@ class RowSelection:
         return select_rows(labels, n_classes, self.class_idx, self.max_num_class, self.max_num_samples)
 
     def token(self) -> str:
-        """A short file-name token for a non-default selection ("" for the default): ``c50``, ``n200``, ``call``."""
+        """A short file-name token for a non-default selection ("" for the default): ``c50``, ``n200``, ``c-all``."""
         parts = []
         if self.class_idx:
             shown = "-".join(str(c) for c in self.class_idx[:6])
             parts.append(f"cls{shown}" + ("+" if len(self.class_idx) > 6 else ""))
         elif self.max_num_class != DEFAULT_MAX_NUM_CLASS:
-            parts.append(f"c{'all' if self.max_num_class is None else self.max_num_class}")
+            parts.append(f"c{'-all' if self.max_num_class is None else self.max_num_class}")
         if self.max_num_samples != DEFAULT_MAX_NUM_SAMPLES:
-            parts.append(f"n{'all' if self.max_num_samples is None else self.max_num_samples}")
+            parts.append(f"n{'-all' if self.max_num_samples is None else self.max_num_samples}")
         return "_".join(parts)
 
     def flags(self) -> list[str]:

@@ -467,8 +467,9 @@ def _embed_group(X: np.ndarray, labels: np.ndarray, pca_dims: int, knn_method: s
 
     from concurrent.futures import ThreadPoolExecutor
 
-    desc = (f"t-SNE {stage} {start + 1}-{start + len(jobs)}/{total} "
-            f"({at_once} at a time, {threads} thread{'s' if threads > 1 else ''} each)")
+    what = " | ".join(describe(params_list[job[0]], params_list) for job in jobs)
+    desc = (f"t-SNE {stage} {start + 1}-{start + len(jobs)}/{total} ({what}; "
+            f"{at_once} at a time, {threads} thread{'s' if threads > 1 else ''} each)")
     outer = _make_bar(progress, sum(params_list[j[0]].n_iter for j in jobs), desc)
     bar = _SharedBar(outer)
     pool = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="vistsne-tsne")

@@ -49,10 +49,21 @@ class ExtractResult:
     store: str
     indices: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))
     notes: list[str] = field(default_factory=list)
+    #: the counts of a checkpoint that left model weights unloaded (``--allow-partial-checkpoint``)
+    partial_checkpoint: dict | None = None
 
     def to_json(self) -> dict:
         return {"entry": self.entry, "cached": self.cached, "rows": self.rows, "new_rows": self.new_rows,
-                "stages": self.stages, "seconds": round(self.seconds, 3), "store": self.store}
+                "stages": self.stages, "seconds": round(self.seconds, 3), "store": self.store,
+                "partial_checkpoint": self.partial_checkpoint}
+
+    def partial_note(self) -> str:
+        """``partial checkpoint: 1 of 62 weights unloaded, 1 of another shape`` (empty when whole)."""
+        p = self.partial_checkpoint
+        if not p:
+            return ""
+        return (f"partial checkpoint: {p.get('missing', 0)} of {p.get('weights', '?')} weights unloaded, "
+                f"{p.get('shape_mismatch', 0)} of another shape")
 
 
 def entry_key(params: ExtractParams) -> KeyInfo:
@@ -124,7 +135,8 @@ def extract_entry(store, params: ExtractParams, *, progress: bool = True) -> Ext
             if len(missing) == 0:
                 dims = {s: meta["stages"][s] for s in stages}
                 return ExtractResult(key, True, len(indices), 0, dims, time.perf_counter() - t0,
-                                     store.path, indices, list(meta.get("notes", [])))
+                                     store.path, indices, list(meta.get("notes", [])),
+                                     meta.get("partial_checkpoint"))
     return _run_inference(params, info, store, progress, t0)
 
 
@@ -145,6 +157,8 @@ def _provenance(params: ExtractParams, info: KeyInfo, device: str, class_names: 
         "checkpoint_sha256": info.checkpoint_sha256,
         "images": params.images,
         "image_size": params.image_size,
+        "dataset": {k: str(v) for k, v in info.loaded.cfg.test_dataloader.dataset.items()
+                    if k in ("type", "data_root", "split", "ann_file") and v},
         "test_cfg": params.test_cfg,
         "cfg_options": list(params.cfg_options),
         "class_names": class_names,
@@ -364,4 +378,5 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
         notes = list(dict.fromkeys(list(meta.get("notes", [])) + reader.notes))
         store.update_entry_meta(key, notes=notes)
     return ExtractResult(key, new_rows == 0, len(indices), new_rows, dims,
-                         time.perf_counter() - t0, store.path, indices, reader.notes)
+                         time.perf_counter() - t0, store.path, indices, reader.notes,
+                         partial or store.entry_meta(key).get("partial_checkpoint"))
