@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -172,6 +173,8 @@ def test_schedule_splits_cores_between_maps():
 
 
 def test_closing_a_sweep_stops_the_maps_still_running(data):
+    from vistsne.embed.tsne import PROGRESS_EVERY
+
     X, y = data
     seen = []
 
@@ -188,10 +191,25 @@ def test_closing_a_sweep_stops_the_maps_still_running(data):
     slow = EmbedParams(n_iter=20000, early_exaggeration_iter=100, n_iter_without_progress=0)
     params = [replace(FAST, seed=0), replace(slow, seed=1), replace(slow, seed=2)]
     gen = embed_many(X, y, params, n_jobs=2, progress=Bar)
-    first = next(gen)
-    assert first.params.seed == 0
-    gen.close()  # the two long maps are dropped: they stop at their next check
+    # No thread switch between reading the count and the generator's stop.set(): the map threads
+    # run openTSNE's gradients without the GIL, but its iteration loop and the callbacks (where the
+    # bar moves and the stop is seen) need it, so nothing moves the bar in between.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)
+    try:
+        first = next(gen)
+        assert first.params.seed == 0
+        at_close = seen[0]
+        gen.close()  # the two long maps are dropped: they stop at their next check
+    finally:
+        sys.setswitchinterval(interval)
     assert seen[0] < FAST.n_iter + 2 * slow.n_iter
+    assert len(seen) == 1  # one bar for the maps that run side by side
+    assert at_close >= FAST.n_iter
+    # what the code guarantees: each of the (at most 2) maps still running sees the stop at its next
+    # callback, at most PROGRESS_EVERY iterations on, and its second phase (if it had not begun)
+    # stops at its first callback: at most 2 x PROGRESS_EVERY more iterations per map
+    assert seen[0] - at_close <= 2 * 2 * PROGRESS_EVERY
 
 
 def test_feature_accuracy_is_computed_once_and_can_be_passed_in(data):

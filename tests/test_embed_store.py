@@ -165,7 +165,10 @@ def test_nan_features_are_reported_with_count_and_stage(extracted):
 
 def test_empty_store_is_an_error(tmp_path):
     r = _invoke("embed", "--store", str(tmp_path / "new.zarr"))
-    assert r.exit_code == 2 and "does not exist" in r.stderr or "no entries" in r.stderr
+    assert r.exit_code == 2, r.output
+    assert "does not exist" in r.stderr or "no entries" in r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(tmp_path / "new.zarr") in errors[0] and "Traceback" not in r.output
     with pytest.raises(NotFoundError):
         Store(str(tmp_path / "fresh.zarr")).latest_entry()
 
