@@ -120,6 +120,9 @@ def model_options(fn=None, *, picks_only: bool = False):
                      help="Stored feature precision." + tail),
         click.option("--image-size", type=int, default=None, metavar="N",
                      help="Resize every image to N x N first (a Resize in the test pipeline)." + tail),
+        click.option("--backbone-stages", default=None, metavar="all|I,J,...",
+                     help="Store these backbone stages (ViT: layers) in this pass instead of the config's "
+                          "out_indices: all, or indices such as 0,1,2,3." + tail),
     ]
     if not picks_only:
         opts.append(click.option("--trust-checkpoint", is_flag=True,
@@ -172,7 +175,7 @@ def _open_store(path, mode="a"):
 
 class _Group(click.Group):
     def list_commands(self, ctx):
-        return ["demo", "extract", "embed", "render", "suspects", "run", "store"]
+        return ["demo", "extract", "embed", "render", "suspects", "compare", "run", "store"]
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -188,6 +191,7 @@ def cli(ctx, debug, quiet):
     embed    openTSNE over cached features (sweeps, metrics, cached)
     render   figures and an interactive page from the store alone
     suspects the images most likely mislabelled, from the kNN graph
+    compare  aligned maps of checkpoints or models over shared images
     run      drop-in for MMPretrain's vis_tsne.py (extract+embed+render)
     store    list, inspect, verify and clean the feature store
     demo     the built-in digits demo, end to end
@@ -216,13 +220,16 @@ def _progress_enabled() -> bool:
 @click.option("--allow-partial-checkpoint", is_flag=True,
               help="Use a checkpoint that leaves some model weights unloaded (the entry records how many).")
 @click.option("--flush-rows", type=int, default=1024, hidden=True, help="Rows per committed part.")
+@click.option("--launcher", type=click.Choice(["none", "pytorch", "slurm"]), default="none", show_default=True,
+              help="How the ranks were started: pytorch (torchrun), slurm (srun), none (one process).")
 @store_option
 @json_option
 @debug_option
 @handle_errors
-def extract(config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size, trust_checkpoint,
+def extract(config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size, backbone_stages,
+            trust_checkpoint,
             vis_stage, class_idx, max_num_class, max_num_samples, device, batch_size, num_workers,
-            allow_partial_checkpoint, flush_rows, store_path, as_json, debug):
+            allow_partial_checkpoint, flush_rows, launcher, store_path, as_json, debug):
     """Run CONFIG's model over a class-balanced subset and store every stage.
 
     CONFIG is a path, mmpretrain::<dir>/<name>.py, or a seed-style
@@ -238,10 +245,16 @@ def extract(config, checkpoint, test_cfg, cfg_options, images, pool, dtype, imag
                            class_idx=sel.class_idx, max_num_class=sel.max_num_class,
                            max_num_samples=sel.max_num_samples, device=device, batch_size=batch_size,
                            num_workers=num_workers, pool=pool, dtype=dtype, image_size=image_size,
+                           backbone_stages=_backbone_stages(backbone_stages),
                            trust_checkpoint=trust_checkpoint, allow_partial_checkpoint=allow_partial_checkpoint,
-                           flush_rows=flush_rows).validate()
+                           flush_rows=flush_rows, launcher=launcher).validate()
+    from .extract.distributed import check_environment
+
+    check_environment(launcher)  # outside its launcher: one line, before the store is opened
     store = _open_store(store_path)
     res = pipeline.extract(store, params, progress=_progress_enabled() and not as_json)
+    if res.rank:  # rank 0 prints the one summary, of all ranks
+        return
     from .stages import network_order
 
     stages = ", ".join(f"{k} ({res.stages[k]})" for k in network_order(res.stages))
@@ -249,7 +262,9 @@ def extract(config, checkpoint, test_cfg, cfg_options, images, pool, dtype, imag
     partial = f"; {res.partial_note()}" if res.partial_note() else ""
     _emit(as_json, res.to_json(),
           f"extract: entry {res.entry[:12]}: {res.rows} rows ({what}, {res.rows - res.new_rows} cached); "
-          f"stages {stages}{partial}; {res.seconds:.1f}s; store {res.store}")
+          f"stages {stages}{partial}; {res.seconds:.1f}s"
+          + (f"; {res.ranks} ranks, {res.images_per_s:.1f} img/s" if launcher != "none" and res.images_per_s
+             else "") + f"; store {res.store}")
 
 
 # -------------------------------------------------------------------- embed
@@ -280,12 +295,19 @@ def _entry_args(fn):
     return model_options(fn, picks_only=True)
 
 
-def _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size):
+def _backbone_stages(text):
+    from .extract.params import parse_backbone_stages
+
+    return parse_backbone_stages(text)
+
+
+def _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size,
+               backbone_stages=None):
     from .locate import EntryRef
 
     return EntryRef(entry=entry, config=config, checkpoint=checkpoint, test_cfg=test_cfg,
                     cfg_options=_split_multi(cfg_options), images=images, pool=pool, dtype=dtype,
-                    image_size=image_size)
+                    image_size=image_size, backbone_stages=_backbone_stages(backbone_stages))
 
 
 def tsne_options(fn):
@@ -340,7 +362,7 @@ def build_embed_params(perplexity, n_iter, early_exaggeration, learning_rate, n_
 @json_option
 @debug_option
 @handle_errors
-def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size, stages,
+def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size, backbone_stages, stages,
           class_idx, max_num_class, max_num_samples, perplexity, n_iter, early_exaggeration,
           early_exaggeration_iter, learning_rate, n_components, init, n_iter_without_progress, pca_dims, seed,
           method, n_jobs, store_path, as_json, debug):
@@ -358,7 +380,8 @@ def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype,
                                 n_iter_without_progress, pca_dims, seed, method, early_exaggeration_iter)
     sel = _selection(class_idx, max_num_class, max_num_samples)
     st = _open_store(store_path, "r+")
-    ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size)
+    ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size,
+                     backbone_stages)
     done = pipeline.embed(st, ref, _split_multi(stages) or ("all",), params, sel, n_jobs=n_jobs,
                           progress=_progress_enabled() and not as_json)
     key, records = done.entry, done.records
@@ -390,7 +413,7 @@ def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype,
 @json_option
 @debug_option
 @handle_errors
-def render(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size, stages,
+def render(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size, backbone_stages, stages,
            embeddings, out_dir, formats, legend, show, point_size, dpi, mosaic, store_path, as_json, debug):
     """Figures from the store alone: one per map, sweep sheets, an HTML page."""
     from . import pipeline
@@ -403,7 +426,8 @@ def render(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype
 
     check_out_dir(out_dir)
     st = _open_store(store_path, "r")
-    ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size)
+    ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size,
+                     backbone_stages)
     res = pipeline.render(st, ref, out_dir, params, stages=_split_multi(stages),
                           embeddings=_split_multi(embeddings) or ("all",),
                           progress=_progress_enabled() and not as_json)
@@ -428,7 +452,7 @@ def render(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype
 @json_option
 @debug_option
 @handle_errors
-def suspects(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size, stage,
+def suspects(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size, backbone_stages, stage,
              class_idx, max_num_class, max_num_samples, top, out_dir, no_sheet, n_jobs, store_path, as_json, debug):
     """The rows most likely mislabelled or confused, most suspect first.
 
@@ -445,7 +469,8 @@ def suspects(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dty
     t0 = time.perf_counter()
     sel = _selection(class_idx, max_num_class, max_num_samples)
     st = _open_store(store_path, "r+")
-    ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size)
+    ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size,
+                     backbone_stages)
     report, sheet = pipeline.suspects(st, ref, stage, sel, top=top, out_dir=None if no_sheet else out_dir,
                                       render_params=RenderParams().validate(), n_jobs=n_jobs,
                                       progress=_progress_enabled() and not as_json)
@@ -465,6 +490,77 @@ def suspects(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dty
                f"{report.rows} listed in {time.perf_counter() - t0:.1f}s{where}")
 
 
+# ------------------------------------------------------------------ compare
+@cli.command()
+@click.argument("configs", nargs=-1, metavar="[CONFIG]...")
+@click.option("--checkpoint", "checkpoints", multiple=True, metavar="PATH|GLOB",
+              help="A checkpoint of CONFIG; repeat it, or quote a glob ('work_dirs/run/epoch_*.pth', natural order).")
+@click.option("--entry", "entries", multiple=True, metavar="KEY", help="A stored entry (key or prefix); repeat it.")
+@click.option("--stage", "stages", multiple=True, metavar="NAME",
+              help="Stage(s) to compare (default: pre_logits, else the last); all for every shared one.")
+@click.option("--reference", default=-1, show_default=True, type=int,
+              help="Position of the reference entry (its map is the frame); -1 is the last.")
+@click.option("--align", type=click.Choice(["chain", "reference", "procrustes", "none"]), default=None,
+              help="chain (default): start each map from its neighbour's; reference: from the reference's; "
+                   "procrustes: independent maps, only rotated; none.")
+@click.option("--out", "out_dir", default=os.path.join("work_dirs", "figures"), show_default=True,
+              type=click.Path(), help="Where the figures go.")
+@click.option("--figures", default="sheet,curve,gif,html", show_default=True,
+              help="Comma list of sheet, curve, gif, mp4, html, json; none for no figures.")
+@click.option("--top", default=10, show_default=True, type=click.IntRange(1, None),
+              help="Rows listed as most changed per pair.")
+@click.option("--test-cfg", default=None, metavar="CFG", help="Config whose test_dataloader is used.")
+@click.option("--cfg-options", multiple=True, metavar="K=V", help="Override config keys (as extract).")
+@click.option("--images", default=None, type=click.Path(), metavar="DIR", help="A class-per-folder image tree.")
+@click.option("--pool", type=click.Choice(["avg", "cls"]), default="avg", show_default=True)
+@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
+@click.option("--image-size", type=int, default=None, metavar="N")
+@click.option("--trust-checkpoint", is_flag=True, help="Load checkpoints with arbitrary pickled objects.")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N for extraction.")
+@selection_options
+@click.option("--perplexity", default="30", show_default=True)
+@click.option("--n-iter", default="1000", show_default=True, help="Total iterations, early exaggeration included.")
+@click.option("--seed", default="0", show_default=True)
+@click.option("--n-jobs", default=None, type=int, help="Cores (default: all).")
+@store_option
+@json_option
+@debug_option
+@handle_errors
+def compare(configs, checkpoints, entries, stages, reference, align, out_dir, figures, top, test_cfg, cfg_options,
+            images, pool, dtype, image_size, trust_checkpoint, device, class_idx, max_num_class, max_num_samples,
+            perplexity, n_iter, seed, n_jobs, store_path, as_json, debug):
+    """Aligned maps of two or more entries over the images they share, and how their features differ.
+
+    CONFIG --checkpoint a.pth --checkpoint b.pth (or a quoted glob), --entry K1 --entry K2,
+    or two configs. Missing features are extracted first (through the cache).
+    """
+    from .compare import compare as run_compare
+    from .embed.compare_entry import pairs_table
+
+    t0 = time.perf_counter()
+    params = build_embed_params(perplexity, n_iter, "12", "auto", 2, "pca", 300, "auto", seed, "auto")
+    if len(params) != 1:
+        raise click.BadParameter("compare takes one value each", param_hint="--perplexity/--n-iter/--seed")
+    sel = _selection(class_idx, max_num_class, max_num_samples)
+    figs = [f for f in str(figures).replace(" ", ",").split(",") if f and f != "none"]
+    st = _open_store(store_path)
+    opts = dict(test_cfg=test_cfg, cfg_options=_split_multi(cfg_options), images=images, pool=pool, dtype=dtype,
+                image_size=image_size, trust_checkpoint=trust_checkpoint, device=device)
+    res = run_compare(st, configs=configs, checkpoints=checkpoints, entries=entries,
+                      stages=_split_multi(stages), params=params[0], selection=sel, align=align,
+                      reference=reference, out_dir=out_dir if figs else None, figures=figs,
+                      extract_options=opts, n_jobs=n_jobs, progress=_progress_enabled() and not as_json, top=top)
+    if as_json:
+        click.echo(json.dumps(res.to_json(), default=str))
+        return
+    click.echo(pairs_table(res.result))
+    r = res.result
+    rows = ", ".join(f"{s} {n}" for s, n in r.rows.items())
+    files = f"; figures {', '.join(str(f) for f in res.files)}" if res.files else ""
+    click.echo(f"compare: {len(r.entries)} entries ({r.align}, reference {r.labels_of[r.reference]}), "
+               f"rows {rows}, in {time.perf_counter() - t0:.1f}s{files}")
+
+
 # ---------------------------------------------------------------------- run
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
                                "help_option_names": []}, add_help_option=False)
@@ -479,6 +575,8 @@ def run(args):
     if "--debug" in args:
         _setup_logging(True)
     res = run_reference(args, show_progress=_progress_enabled() and not as_json)
+    if res.rank:  # --launcher: rank 0 prints the one summary
+        return
     _emit(as_json, res.to_json(), res.summary())
 
 

@@ -32,6 +32,16 @@ def extract_command_for(meta: dict, extra: Sequence[str] = ()) -> str:
         words += ["--images", meta["images"]]
     for opt in meta.get("cfg_options") or ():
         words += ["--cfg-options", opt]
+    if meta.get("image_size"):
+        words += ["--image-size", str(meta["image_size"])]
+    key = meta.get("extract") or {}
+    if key.get("backbone_stages") is not None:
+        b = key["backbone_stages"]
+        words += ["--backbone-stages", b if b == "all" else ",".join(str(i) for i in b)]
+    if key.get("pool", "avg") != "avg":
+        words += ["--pool", key["pool"]]
+    if key.get("dtype", "float32") != "float32":
+        words += ["--dtype", key["dtype"]]
     return extract_command(meta.get("config") or "CONFIG", meta.get("checkpoint"), [*words, *extra])
 
 

@@ -32,6 +32,7 @@ class EntryRef:
     pool: str = "avg"
     dtype: str = "float32"
     image_size: int | None = None
+    backbone_stages: str | tuple[int, ...] | None = None
 
     def extract_flags(self) -> list[str]:
         out: list[str] = []
@@ -47,6 +48,9 @@ class EntryRef:
             out += ["--dtype", self.dtype]
         if self.image_size is not None:
             out += ["--image-size", str(self.image_size)]
+        if self.backbone_stages is not None:
+            out += ["--backbone-stages", self.backbone_stages if self.backbone_stages == "all"
+                    else ",".join(str(i) for i in self.backbone_stages)]
         return out
 
 
@@ -72,6 +76,8 @@ def _matches(meta: dict, ref: EntryRef) -> bool:
         and extract.get("pool", "avg") == ref.pool
         and extract.get("dtype", "float32") == ref.dtype
         and meta.get("image_size") == ref.image_size
+        and extract.get("backbone_stages") == (sorted(ref.backbone_stages) if isinstance(ref.backbone_stages, tuple)
+                                               else ref.backbone_stages)
     )
 
 

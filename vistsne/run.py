@@ -74,12 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, default=None, help="inference batch size (default: the config's)")
     g.add_argument("--early-exaggeration-iter", type=int, default=250,
                    help="iterations of the early-exaggeration phase (part of --n-iter)")
+    g.add_argument("--backbone-stages", default=None,
+                   help="store these backbone stages (ViT: layers) in this pass: all, or indices such as 0,1,2,3")
     g.add_argument("--image-size", type=int, default=None,
                    help="resize every image to N x N first (a Resize in the test pipeline)")
     g.add_argument("--allow-partial-checkpoint", action="store_true",
                    help="use a checkpoint that leaves some model weights unloaded (the entry records how many)")
     g.add_argument("--trust-checkpoint", action="store_true",
                    help="load checkpoints with arbitrary pickled objects (trusted sources only)")
+    g.add_argument("--launcher", choices=["none", "pytorch", "slurm"], default="none",
+                   help="how the ranks were started: pytorch (torchrun), slurm (srun), none (one process); "
+                        "the ranks share the extraction, rank 0 embeds and renders")
     g.add_argument("--json", action="store_true", help="print one JSON document instead of the summary line")
     g.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     return p
@@ -148,6 +153,7 @@ class RunResult:
     maps: list = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
+    rank: int = 0  # --launcher: the other ranks only extract, and print nothing
 
     def summary(self) -> str:
         ext = ("features from the store (cache hit, no inference)" if self.extract_cached
@@ -172,7 +178,7 @@ def run(argv: list[str], *, show_progress: bool = True) -> RunResult:
 
     from . import pipeline
     from .embed import EmbedParams
-    from .extract import ExtractParams
+    from .extract.params import ExtractParams, parse_backbone_stages
     from .extract.config import load_config
     from .render import RenderParams
 
@@ -193,8 +199,16 @@ def run(argv: list[str], *, show_progress: bool = True) -> RunResult:
                             class_idx=tuple(args.class_idx) if args.class_idx else None,
                             max_num_class=args.max_num_class, max_num_samples=args.max_num_samples,
                             device=args.device, batch_size=args.batch_size, image_size=args.image_size,
+                            backbone_stages=parse_backbone_stages(args.backbone_stages),
                             allow_partial_checkpoint=args.allow_partial_checkpoint,
-                            trust_checkpoint=args.trust_checkpoint).validate()
+                            trust_checkpoint=args.trust_checkpoint, launcher=args.launcher).validate()
+    from .extract.distributed import check_environment, env_rank
+
+    check_environment(xparams.launcher)
+    if env_rank(xparams.launcher):  # ranks other than 0 share the extraction; rank 0 does the rest
+        res = pipeline.extract(pipeline.open_store(args.store), xparams, progress=False)
+        return RunResult(Path(), res.entry, res.cached, res.new_rows, res.rows, seconds=time.perf_counter() - t0,
+                         rank=res.rank)
 
     # the work dir first (the reference logs there from the start)
     loaded = load_config(args.config, xparams.cfg_options, args.test_cfg, None)

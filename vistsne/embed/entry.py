@@ -101,6 +101,20 @@ def resolve_stages(meta: dict, stages: Sequence[str]) -> list[str]:
     return network_order(out)
 
 
+def stage_names(meta: dict, stages: Sequence[str]) -> dict[str, list[str]]:
+    """The stored stage of each requested one, with every name it goes by: identical stages are
+    stored once (the entry's ``aliases``), so they are embedded once and shown under all their names."""
+    aliases = {a: c for a, c in (meta.get("aliases") or {}).items() if c}
+    out: dict[str, list[str]] = {}
+    for s in stages:
+        out.setdefault(aliases.get(s, s), [])
+    for name in network_order(meta.get("stages", {})):
+        canon = aliases.get(name, name)
+        if canon in out and name not in out[canon]:
+            out[canon].append(name)
+    return {c: network_order([c, *names]) for c, names in out.items()}
+
+
 def select_cached_rows(store: Store, entry: str, stage: str, selection: RowSelection,
                        wanted: np.ndarray | None = None) -> np.ndarray:
     """The selected rows of ``stage`` that the entry holds.
@@ -165,7 +179,8 @@ def embed_entry(store: Store, entry: str, stages: Sequence[str], params_list: Se
     from .tsne import check_features, embed_many
 
     meta = store.entry_meta(entry)
-    stages = resolve_stages(meta, stages)
+    names_of = stage_names(meta, resolve_stages(meta, stages))
+    stages = network_order(names_of)
     params_list = [p.validate() for p in params_list]
     selection = selection.validate()
     wanted, _ = selection.rows(store.dataset_labels(entry), len(meta["class_names"]))
@@ -211,6 +226,7 @@ def embed_entry(store: Store, entry: str, stages: Sequence[str], params_list: Se
                 "opentsne": opentsne_version(), "n_jobs": n_jobs,
                 "config_name": meta.get("config_name"), "checkpoint": meta.get("checkpoint"),
                 "selection": selection.to_dict(), "rows_complete": bool(len(indices) == len(wanted)),
+                "stage_names": names_of[stage],
                 "name": file_stem(stage, result.params.to_dict(), selection, len(indices) == len(wanted),
                                   len(indices)),
             }

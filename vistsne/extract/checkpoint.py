@@ -177,7 +177,7 @@ def state_dict_of(ckpt) -> dict:
 
 
 def apply_checkpoint(model, path: Path, trust: bool = False, *, allow_partial: bool = False,
-                     expected_sha256: str | None = None) -> dict:
+                     expected_sha256: str | None = None, expected_missing=()) -> dict:
     """Load ``path`` into ``model``; refuse a checkpoint that leaves model weights unloaded.
 
     Model weights missing from the checkpoint, or of another shape there, make
@@ -196,7 +196,11 @@ def apply_checkpoint(model, path: Path, trust: bool = False, *, allow_partial: b
             "is it a checkpoint of this config?")
     shape_bad = [k for k, v in state.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
     unexpected = [k for k in state if k not in own]
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    added = set(expected_missing)  # weights that only --backbone-stages created: no checkpoint has them
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked") and k not in added]
+    if added:
+        log.info("%d weights of the stages added by --backbone-stages are not in the checkpoint (left at init), "
+                 "e.g. %s", len(added), ", ".join(sorted(added)[:2]))
     weights = len([k for k in own if not k.endswith("num_batches_tracked")])
     if (missing or shape_bad) and not allow_partial:
         example = ", ".join((shape_bad + missing)[:2])

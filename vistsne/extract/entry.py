@@ -20,8 +20,8 @@ import numpy as np
 from .. import __version__
 from ..errors import DatasetError, FeatureError, StageError
 from ..hashing import SCHEMA_VERSION, file_sha256, sha256_json
-from ..progress import Progress
 from ..resources import available_cores
+from . import distributed
 from .checkpoint import resolve_checkpoint
 from .config import LoadedConfig, check_dataset, feature_spec, load_config
 from .params import ExtractParams
@@ -51,6 +51,11 @@ class ExtractResult:
     notes: list[str] = field(default_factory=list)
     #: the counts of a checkpoint that left model weights unloaded (``--allow-partial-checkpoint``)
     partial_checkpoint: dict | None = None
+    #: this process's rank and the number of ranks (``--launcher``); rank 0 prints the summary
+    rank: int = 0
+    ranks: int = 1
+    #: new rows per second of the inference loop over all ranks (None on a cache hit)
+    images_per_s: float | None = None
 
     def to_json(self) -> dict:
         return {"entry": self.entry, "cached": self.cached, "rows": self.rows, "new_rows": self.new_rows,
@@ -125,6 +130,8 @@ def extract_entry(store, params: ExtractParams, *, progress: bool = True) -> Ext
     params = params.validate()
     info = entry_key(params)
     key = info.key
+    ranks = distributed.setup(params.launcher, params.device)  # Ranks() for --launcher none
+    hit = None
     if store.has_entry(key):
         meta = store.entry_meta(key)
         labels = store.dataset_labels(key)
@@ -134,10 +141,16 @@ def extract_entry(store, params: ExtractParams, *, progress: bool = True) -> Ext
             missing = np.setdiff1d(indices, np.fromiter(store.present(key, stages), np.int64))
             if len(missing) == 0:
                 dims = {s: meta["stages"][s] for s in stages}
-                return ExtractResult(key, True, len(indices), 0, dims, time.perf_counter() - t0,
+                hit = ExtractResult(key, True, len(indices), 0, dims, time.perf_counter() - t0,
                                      store.path, indices, list(meta.get("notes", [])),
                                      meta.get("partial_checkpoint"))
-    return _run_inference(params, info, store, progress, t0)
+    if ranks.all_agree(hit is not None, "checking the cache"):  # every rank or none runs the model
+        hit.rank, hit.ranks = ranks.rank, ranks.world
+        ranks.close()
+        return hit
+    res = _run_inference(params, info, store, progress, t0, ranks)
+    ranks.close()
+    return res
 
 
 def _provenance(params: ExtractParams, info: KeyInfo, device: str, class_names: list[str]) -> dict:
@@ -225,7 +238,8 @@ def _float16_check(feats: dict) -> None:
                                "extract with --dtype float32 (the default)")
 
 
-def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: bool, t0: float) -> ExtractResult:
+def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: bool, t0: float,
+                   ranks: distributed.Ranks | None = None) -> ExtractResult:
     import signal
     import threading
 
@@ -233,12 +247,14 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
 
     from ..errors import ConfigError
     from .checkpoint import apply_checkpoint
+    from ..stages import network_order
     from .model import (StageReader, build_dataset, build_model, dataset_labels_and_classes,
-                        pick_device, sample_ids, thumbnails)
+                        identical_stages, pick_device, sample_ids, thumbnails)
 
     key = info.key
     cfg = info.loaded.cfg
-    device = pick_device(params.device)
+    ranks = ranks or distributed.Ranks()
+    device = ranks.place(pick_device(params.device))
     dataset = build_dataset(cfg)
     labels, class_names = dataset_labels_and_classes(dataset)
     indices, _ = params.selection.rows(labels, len(class_names))
@@ -246,7 +262,7 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
         raise DatasetError("no samples of the chosen classes in the test dataset",
                            "check --class-idx / --max-num-class")
     try:
-        model = build_model(cfg, device, params.init_seed)
+        model = build_model(cfg, device, params.init_seed, params.backbone_stages)
     except (TypeError, KeyError, ValueError, AssertionError, AttributeError) as e:
         text = " ".join(str(e).split()) or e.__class__.__name__
         opts = " ".join(params.cfg_options)
@@ -256,7 +272,8 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
     if info.checkpoint_path is not None:
         loaded = apply_checkpoint(model, info.checkpoint_path, params.trust_checkpoint,
                                   allow_partial=params.allow_partial_checkpoint,
-                                  expected_sha256=info.checkpoint_sha256)
+                                  expected_sha256=info.checkpoint_sha256,
+                                  expected_missing=getattr(model, "vistsne_added_keys", ()))
         if loaded["missing"] or loaded["shape_mismatch"]:
             partial = {k: loaded[k] for k in ("weights", "matched", "missing", "shape_mismatch", "unexpected")}
     reader = StageReader(model, params.vis_stage, params.pool)
@@ -267,10 +284,12 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
     stages = _requested_stages(meta, params.vis_stage)
     todo = indices if stages is None else np.setdiff1d(
         indices, np.fromiter(store.present(key, stages), np.int64))
+    todo = ranks.broadcast(todo, "sharing the rows to compute")  # rank 0's view, so the shares are disjoint
+    mine = ranks.share(todo)
     loader_cfg = cfg.test_dataloader
     batch_size = params.batch_size or int(loader_cfg.get("batch_size", 32))
     num_workers = loader_workers(params.num_workers, loader_cfg)
-    loader = torch.utils.data.DataLoader(_Rows(dataset, todo), batch_size=batch_size, shuffle=False,
+    loader = torch.utils.data.DataLoader(_Rows(dataset, mine), batch_size=batch_size, shuffle=False,
                                          num_workers=num_workers, collate_fn=_collate,
                                          persistent_workers=False)
     dtype = np.float16 if params.dtype == "float16" else np.float32
@@ -296,16 +315,32 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
         extras_buf.clear()
         last_flush = time.perf_counter()
 
+    aliases: dict[str, str] = {}
+
     def first_batch(out) -> None:
-        """The model ran once: now (and not before) the entry is created, with its stages."""
-        nonlocal dims, meta
+        """The model ran once: now (and not before) the entry is created, with its stages
+        (identical ones recorded as aliases of the first, and stored once)."""
+        nonlocal dims, meta, aliases
+        if not ranks.main:  # rank 0 creates the entry and writes its metadata before the others write
+            ranks.barrier("waiting for rank 0 to create the entry")
+            meta = store.entry_meta(key)
         dims = {s: int(t.shape[1]) for s, t in out.items()}
+        if meta.get("stages"):  # an earlier run stored these stages: keep its choice, checking it still holds
+            known = {a: c for a, c in (meta.get("aliases") or {}).items() if c}
+            aliases = identical_stages(out, network_order(out), known)
+            new = [s for s in out if s not in meta["stages"]]  # stages this run adds (another --vis-stage)
+            aliases.update({a: c for a, c in identical_stages({s: out[s] for s in out}, network_order(out)).items()
+                            if a in new and c not in aliases})
+        else:
+            aliases = identical_stages(out, network_order(out))
+        for a, c in aliases.items():
+            log.info("stage %s holds the same features as %s: stored once, shown under both names", a, c)
         if not dims:
             raise StageError(f"no stage {params.vis_stage} in this model",
                              "use --vis-stage all to store what it has")
         for note in reader.notes:
             log.info(note)
-        if not store.has_entry(key):
+        if ranks.main and not store.has_entry(key):
             prov = _provenance(params, info, device, class_names)
             if partial:
                 prov["partial_checkpoint"] = partial
@@ -320,7 +355,9 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
         meta = store.entry_meta(key)
         sets = dict(meta.get("stage_sets") or {})
         sets[params.vis_stage] = sorted(dims)
-        store.update_entry_meta(key, stages=dims, stage_sets=sets)
+        if ranks.main:
+            store.update_entry_meta(key, stages=dims, stage_sets=sets, aliases=dict(aliases))
+            ranks.barrier("letting the other ranks write")
 
     writer: list[str] = []
     if store.has_entry(key):
@@ -329,8 +366,10 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
     if threading.current_thread() is threading.main_thread():
         old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     first = True
+    t_loop = time.perf_counter()
     try:
-        with Progress(len(todo), f"extracting {info.loaded.name}", "img", enabled=show_progress) as bar:
+        with distributed.RankProgress(len(todo), f"extracting {info.loaded.name}", "img", ranks=ranks,
+                                      enabled=show_progress) as bar:
             with torch.inference_mode():
                 for idx, data in loader:
                     raw = data["inputs"]
@@ -347,6 +386,17 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
                     if first:
                         first_batch(out)
                         first = False
+                    elif aliases:
+                        held = identical_stages(out, [], aliases)
+                        broken = [a for a in aliases if a not in held]
+                        if broken:  # never merge stages that differ: store them apart from here on
+                            flush()
+                            for a in broken:
+                                log.warning("stage %s differs from %s on some images: stored apart from now on; "
+                                            "the same command computes it for the earlier rows", a, aliases[a])
+                            aliases = held
+                            store.update_entry_meta(key, aliases={a: None for a in broken})
+                    batch = {s: a for s, a in batch.items() if s not in aliases}
                     buf["index"].append(np.asarray(idx, dtype=np.int64))
                     buf["thumb"].append(thumbnails(raw, params.thumb_size, bgr))
                     for s, a in batch.items():
@@ -362,6 +412,7 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
                     if n_buf >= params.flush_rows or time.perf_counter() - last_flush > params.flush_seconds:
                         flush()
             flush()
+            bar.wait_all()  # rank 0's bar follows the other ranks to the end
     except (KeyboardInterrupt, _Interrupted):
         flush()  # commit what was computed, so that "committed rows are kept" is true
         log.warning("interrupted after %d new rows; they are committed, and the same command resumes", new_rows)
@@ -371,12 +422,21 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
             signal.signal(signal.SIGTERM, old_term)
         for wid in writer:
             store.unregister_writer(key, wid)
+    loop_s = time.perf_counter() - t_loop
+    if ranks.active:
+        if first:  # this rank had no rows: the barrier the others passed at their first batch
+            ranks.barrier("waiting for rank 0 to create the entry")
+        new_rows = ranks.total(new_rows)
+        loop_s = ranks.slowest(loop_s)
     if first:  # nothing to run: every row was there, but this vis_stage was never recorded
         meta = store.entry_meta(key)
         dims = {s: meta["stages"][s] for s in (_requested_stages(meta, params.vis_stage) or meta["stages"])}
     else:
         notes = list(dict.fromkeys(list(meta.get("notes", [])) + reader.notes))
-        store.update_entry_meta(key, notes=notes)
+        if ranks.main:
+            store.update_entry_meta(key, notes=notes)
     return ExtractResult(key, new_rows == 0, len(indices), new_rows, dims,
                          time.perf_counter() - t0, store.path, indices, reader.notes,
-                         partial or store.entry_meta(key).get("partial_checkpoint"))
+                         partial or store.entry_meta(key).get("partial_checkpoint"),
+                         rank=ranks.rank, ranks=ranks.world,
+                         images_per_s=new_rows / loop_s if loop_s > 0 and new_rows else None)

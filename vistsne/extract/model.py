@@ -33,8 +33,28 @@ def _import_custom(cfg) -> None:
         import_modules_from_strings(**ci)
 
 
-def build_model(cfg, device: str, seed: int = 0):
-    """The model of ``cfg``, in eval mode on ``device``; seeded random init."""
+def backbone_depth(backbone) -> int | None:
+    """How many stages (CNNs, Swin) or layers (ViT) a backbone has, whatever it outputs."""
+    for attr in ("num_stages", "num_layers"):
+        n = getattr(backbone, attr, None)
+        if isinstance(n, int) and n > 0:
+            return n
+    for attr in ("stages", "layers", "res_layers"):
+        seq = getattr(backbone, attr, None)
+        if seq is not None and hasattr(seq, "__len__") and len(seq) > 0:
+            return len(seq)
+    return None
+
+
+def build_model(cfg, device: str, seed: int = 0, backbone_stages=None):
+    """The model of ``cfg``, in eval mode on ``device``; seeded random init.
+
+    ``backbone_stages``: ``"all"`` or indices, to output those backbone stages
+    (ViT: layers) in this pass instead of the config's ``out_indices``. The
+    model is then built a second time with them; ``model.vistsne_added_keys``
+    names the weights that exist only because of them (the per-stage norms of
+    ConvNeXt and Swin), which no checkpoint of the config holds.
+    """
     import torch
     from mmengine.registry import DefaultScope
 
@@ -45,6 +65,26 @@ def build_model(cfg, device: str, seed: int = 0):
     torch.manual_seed(seed)
     with DefaultScope.overwrite_default_scope("mmpretrain"):
         model = MODELS.build(cfg.model)
+        added: set[str] = set()
+        if backbone_stages is not None:
+            bb = getattr(model, "backbone", None)
+            n = backbone_depth(bb) if bb is not None else None
+            if n is None or not hasattr(bb, "out_indices"):
+                raise ParamError(f"--backbone-stages needs a backbone with stages; {type(bb).__name__} has none "
+                                 "that vistsne knows", "leave --backbone-stages out")
+            wanted = list(range(n)) if backbone_stages == "all" else [int(i) for i in backbone_stages]
+            bad = [i for i in wanted if not -n <= i < n]
+            if bad:
+                raise ParamError(f"--backbone-stages {bad[0]} is out of range: {type(bb).__name__} has {n} "
+                                 f"{'layers' if hasattr(bb, 'num_layers') and not hasattr(bb, 'num_stages') else 'stages'}"
+                                 f" (0 to {n - 1})", f"pass indices from 0 to {n - 1}, or all")
+            wanted = sorted({i % n for i in wanted})
+            before = set(model.state_dict())
+            cfg.model.backbone.out_indices = tuple(wanted)
+            torch.manual_seed(seed)
+            model = MODELS.build(cfg.model)
+            added = set(model.state_dict()) - before
+    model.vistsne_added_keys = added
     return model.to(device).eval()
 
 
@@ -84,6 +124,37 @@ def dataset_labels_and_classes(dataset) -> tuple[Any, list[str]]:
     if len(names) < n:
         names += [str(i) for i in range(len(names), n)]
     return labels, names
+
+
+def _same(a, b) -> bool:
+    """Two stages' pooled features are the same numbers, up to float rounding (relative 1e-5)."""
+    import torch
+
+    if a.shape != b.shape:
+        return False
+    scale = float(a.abs().max()) if a.numel() else 0.0
+    return bool(torch.allclose(a, b, rtol=1e-5, atol=1e-6 * max(scale, 1e-12)))
+
+
+def identical_stages(out: dict, order: list[str], known: dict | None = None) -> dict[str, str]:
+    """``{alias: canonical}`` for stages whose features equal an earlier stage's in ``order``.
+
+    A ResNet's GAP neck is its pooled last stage and a linear head's
+    ``pre_logits`` is the neck: such stages are stored once, under the first
+    name in network order. ``known`` (from an earlier run): only those pairs
+    are checked, so an entry never gains an alias for rows already stored apart.
+    """
+    if known is not None:
+        return {a: c for a, c in known.items() if c and a in out and c in out and _same(out[a], out[c])}
+    aliases: dict[str, str] = {}
+    canon: list[str] = []
+    for name in order:
+        hit = next((c for c in canon if _same(out[name], out[c])), None)
+        if hit is None:
+            canon.append(name)
+        else:
+            aliases[name] = hit
+    return aliases
 
 
 def sample_ids(dataset) -> list[str]:

@@ -10,6 +10,23 @@ from ..selection import DEFAULT_MAX_NUM_CLASS, DEFAULT_MAX_NUM_SAMPLES, RowSelec
 VIS_STAGES = ("backbone", "neck", "pre_logits", "all")
 POOLS = ("avg", "cls")
 DTYPES = ("float32", "float16")
+LAUNCHERS = ("none", "pytorch", "slurm")  # as vistsne.extract.distributed (which imports torch lazily)
+
+
+def parse_backbone_stages(text) -> str | tuple[int, ...] | None:
+    """``--backbone-stages``: ``all`` -> "all"; ``0,1,2`` (or ``0 1 2``) -> (0, 1, 2); None -> None."""
+    if text is None:
+        return None
+    if str(text).strip().lower() == "all":
+        return "all"
+    try:
+        out = tuple(int(t) for t in str(text).replace(",", " ").split())
+    except ValueError:
+        out = ()
+    if not out:
+        raise ParamError(f"--backbone-stages {text!r} is not all or a list of indices",
+                         "pass all, or indices such as 0,1,2,3")
+    return out
 
 
 @dataclass(frozen=True)
@@ -31,10 +48,12 @@ class ExtractParams:
     trust_checkpoint: bool = False
     allow_partial_checkpoint: bool = False  # use a checkpoint that leaves model weights unloaded
     image_size: int | None = None      # resize every image to this square size (a Resize in the pipeline)
+    backbone_stages: str | tuple[int, ...] | None = None  # "all" or indices: override the backbone's out_indices
     thumb_size: int = 48
     init_seed: int = 0                 # seeds random init when there is no checkpoint
     flush_rows: int = 1024             # rows buffered before a part is committed
     flush_seconds: float = 20.0        # ... or seconds
+    launcher: str = "none"             # none | pytorch (torchrun) | slurm: how the ranks were started
 
     def validate(self) -> "ExtractParams":
         if self.vis_stage not in VIS_STAGES:
@@ -50,8 +69,16 @@ class ExtractParams:
             raise ParamError("--num-workers must be 0 or more", "pass 0 to load in the main process")
         if self.device is not None and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ParamError(f"unknown --device {self.device!r}", "use cpu, cuda or cuda:N")
+        if self.backbone_stages is not None and self.backbone_stages != "all":
+            if isinstance(self.backbone_stages, str) or not all(
+                    isinstance(i, int) and not isinstance(i, bool) for i in self.backbone_stages) \
+                    or not self.backbone_stages:
+                raise ParamError(f"--backbone-stages {self.backbone_stages!r} is not 'all' or a list of indices",
+                                 "pass all, or indices such as 0,1,2,3")
         if self.image_size is not None and not 8 <= int(self.image_size) <= 4096:
             raise ParamError(f"--image-size {self.image_size} is out of range", "pass 8 to 4096 pixels")
+        if self.launcher not in LAUNCHERS:
+            raise ParamError(f"unknown --launcher {self.launcher!r}", f"choose from {', '.join(LAUNCHERS)}")
         if not 8 <= self.thumb_size <= 256:
             raise ParamError("thumbnail size must be 8 to 256 px", "use the default 48")
         return self
@@ -63,8 +90,12 @@ class ExtractParams:
 
     def key_fields(self) -> dict:
         """The parameters that change stored values (the rest do not enter the key)."""
-        return {"pool": self.pool, "dtype": self.dtype, "thumb_size": self.thumb_size,
-                "init_seed": self.init_seed if self.checkpoint is None else None}
+        out = {"pool": self.pool, "dtype": self.dtype, "thumb_size": self.thumb_size,
+               "init_seed": self.init_seed if self.checkpoint is None else None}
+        if self.backbone_stages is not None:  # absent when unset: keys of entries made without it stay the same
+            out["backbone_stages"] = self.backbone_stages if self.backbone_stages == "all" \
+                else sorted(int(i) for i in self.backbone_stages)
+        return out
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -99,11 +99,11 @@ def choose_embeddings(store: Store, entry: str, stages: Sequence[str] = (),
                 hit = did_you_mean(s, stored)
                 raise NotFoundError(f"entry {entry[:12]} has no stage {s!r} (stages: {', '.join(stored)})",
                                     f"{hit}pass one of those with --stage")
-        have = {e.stage for e in infos}
+        have = {n for e in infos for n in names(e)}
         for s in stages:
             if s not in have:
                 raise NotFoundError(f"entry {entry[:12]} has no embedding of stage {s}", _embed_hint(entry, s))
-        infos = [e for e in infos if e.stage in stages]
+        infos = [e for e in infos if set(names(e)) & set(stages)]
     if not infos:
         raise NotFoundError(f"entry {entry[:12]} has no embeddings yet", _embed_hint(entry))
     infos = sorted(infos, key=lambda e: (stage_sort_key(e.stage), e.attrs.get("created", "")))
@@ -128,13 +128,23 @@ def choose_embeddings(store: Store, entry: str, stages: Sequence[str] = (),
     return chosen
 
 
+def names(info: EmbeddingInfo) -> list[str]:
+    """Every name the map's stage goes by (identical stages are embedded once)."""
+    return list(info.attrs.get("stage_names") or [info.stage])
+
+
+def shown_stage(info: EmbeddingInfo) -> str:
+    """``backbone.3 = neck = pre_logits`` for a stage stored once under several names."""
+    return " = ".join(names(info))
+
+
 def _title(meta: dict, info: EmbeddingInfo) -> str:
     p, m = info.attrs.get("params", {}), info.attrs.get("metrics", {})
     ckpt = os.path.basename(str(meta.get("checkpoint"))) if meta.get("checkpoint") else "random init"
     extra = f", {p.get('n_components')}-D" if p.get("n_components", 2) != 2 else ""
     acc = m.get("knn_acc_map")
     acc_s = f"10-NN acc {acc:.3f}" if isinstance(acc, (int, float)) else "10-NN acc n/a"
-    return (f"{meta.get('config_name', 'config')} | {ckpt} | {info.stage} | perplexity {_num(p.get('perplexity'))}, "
+    return (f"{meta.get('config_name', 'config')} | {ckpt} | {shown_stage(info)} | perplexity {_num(p.get('perplexity'))}, "
             f"seed {p.get('seed')}{extra} | {acc_s}")
 
 
@@ -155,7 +165,8 @@ def load_map(store: Store, entry: str, info: EmbeddingInfo, meta: dict, with_thu
     coords, index = store.read_embedding(entry, info.key)
     labels = store.read_rows(entry, index, what="label").astype(np.int64)
     thumbs = store.read_rows(entry, index, what="thumb") if with_thumbs else None
-    info_dict = {"entry": entry, "embedding": info.key, "stage": info.stage, "rows": info.attrs.get("rows"),
+    info_dict = {"entry": entry, "embedding": info.key, "stage": info.stage, "stage_label": shown_stage(info),
+                 "rows": info.attrs.get("rows"),
                  "params": info.attrs.get("params"), "resolved": info.attrs.get("resolved"),
                  "metrics": info.attrs.get("metrics"), "config": meta.get("config"),
                  "checkpoint": meta.get("checkpoint"),
@@ -201,7 +212,8 @@ def sheet_grid(maps: Sequence[MapData]):
     for m in maps:
         grid[stages.index(m.info["stage"])][cols.index(col_of(m))] = m
     labels = [", ".join(f"{f.replace('_', ' ')} {_num(v)}" for f, v in zip(fields, col)) for col in cols]
-    return grid, stages, labels
+    shown = {m.info["stage"]: m.info.get("stage_label", m.info["stage"]) for m in maps}
+    return grid, [shown[s] for s in stages], labels
 
 
 def render_entry(store: Store, entry: str, out_dir, params: RenderParams, *, stages: Sequence[str] = (),

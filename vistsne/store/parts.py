@@ -241,7 +241,19 @@ class PartsMixin:
             out[i] = idx
         return out
 
+    def stored_stage(self, key: str, stage: str | None) -> str | None:
+        """The stage whose arrays hold ``stage``'s features: itself, or the stage it is an alias of
+        (identical stages are stored once; the entry's ``aliases`` name them)."""
+        if stage is None:
+            return None
+        try:
+            aliases = self.entry_meta(key).get("aliases") or {}
+        except NotFoundError:
+            return stage
+        return aliases.get(stage) or stage
+
     def _lookup(self, key: str, stage: str | None, skip_damaged: bool = False) -> _Lookup:
+        stage = self.stored_stage(key, stage)
         every = self.parts(key)
         infos = [p for p in every if p.committed and p.holds(stage)]
         names = tuple(p.name for p in infos)
@@ -303,7 +315,7 @@ class PartsMixin:
         if len(indices) == 0:
             return np.empty((0,), dtype=np.float32)
         part_of, row_of = look.part[pos], look.row[pos]
-        array = f"feat/{stage}" if what == "feat" else what
+        array = f"feat/{self.stored_stage(key, stage)}" if what == "feat" else what
         order = np.argsort(part_of, kind="stable")
         groups = np.split(order, np.flatnonzero(np.diff(part_of[order])) + 1)
         values = self._read_plans(key, [(look.parts[int(part_of[g[0]])], array, row_of[g]) for g in groups])
