@@ -32,7 +32,8 @@ ALLOWED = {
     "pipeline": {"base", "store", "locate", "extract", "embed", "render"},
     "run": {"base", "store", "pipeline", "extract", "embed", "render"},
     "demo": {"base", "store", "pipeline", "extract", "embed", "render", "self"},
-    "cli": {"base", "store", "locate", "pipeline", "run", "demo", "extract", "embed", "render"},
+    "compare": {"base", "store", "locate", "pipeline", "extract", "embed", "render"},
+    "cli": {"base", "store", "locate", "pipeline", "run", "demo", "compare", "extract", "embed", "render"},
     "__main__": {"cli"},
 }
 #: heavy libraries that may be imported only inside functions (``--help`` and cache hits stay fast)

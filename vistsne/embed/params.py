@@ -54,6 +54,13 @@ EXACT_KNN_MAX_N = 1000
 ENGINE_VERSION = 2
 
 INITS = ("pca", "spectral", "random")
+#: How a map of a compared entry was aligned ("": an ordinary, independent map).
+#: chain / reference: optimised from the coordinates of the map ``align_from``,
+#: then fitted onto the reference; procrustes: an independent map, only fitted.
+ALIGNS = ("", "chain", "reference", "procrustes")
+#: Fields left out of :meth:`EmbedParams.to_dict` while they hold their default,
+#: so that every existing embedding key stays what it was.
+OPTIONAL_FIELDS = {"align": "", "align_from": ""}
 METHODS = ("auto", "fft", "bh")
 
 _MAX_SEED = 2**32 - 1
@@ -161,6 +168,10 @@ class EmbedParams:
     theta: float = 0.5
     #: Negative-gradient method: ``"auto"`` | ``"fft"`` | ``"bh"``.
     method: str = "auto"
+    #: Alignment of a compared map (:data:`ALIGNS`); "" for an ordinary map.
+    align: str = ""
+    #: The embedding key of the map this one started from (or was fitted onto).
+    align_from: str = ""
 
     def validate(self) -> "EmbedParams":
         """Check every field; return a normalised copy or raise :class:`ParamError`."""
@@ -184,7 +195,11 @@ class EmbedParams:
                                      minimum=0.0, below=1.0),
             theta=_as_float("theta", self.theta, minimum=0.0),
             method=_as_choice("method", self.method, METHODS),
+            align=_align(self.align),
+            align_from=str(self.align_from or "").strip(),
         )
+        if values["align_from"] and not values["align"]:
+            raise ParamError("align-from needs an alignment method", "use --align chain, reference or procrustes")
         if values["n_iter"] < values["early_exaggeration_iter"]:
             ee = values["early_exaggeration_iter"]
             raise ParamError(
@@ -197,8 +212,12 @@ class EmbedParams:
         return replace(self, **values)
 
     def to_dict(self) -> dict:
-        """The fields as a plain, JSON-able dict."""
-        return asdict(self)
+        """The fields as a plain, JSON-able dict (the alignment fields only when set)."""
+        d = asdict(self)
+        for name, default in OPTIONAL_FIELDS.items():
+            if d.get(name) == default:
+                d.pop(name)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "EmbedParams":
@@ -221,6 +240,15 @@ def _learning_rate(value: Any) -> float | str:
     except ParamError:
         raise ParamError(f"learning-rate must be 'auto' or a positive number, not {value!r}",
                          "use --learning-rate auto or e.g. --learning-rate 200") from None
+
+
+def _align(value: Any) -> str:
+    text = str(value or "").strip().lower()
+    if text == "none":
+        text = ""
+    if text not in ALIGNS:
+        raise ParamError(f"unknown align {value!r}", "use --align chain | reference | procrustes | none")
+    return text
 
 
 def _pca_dims(value: Any) -> int | str:
