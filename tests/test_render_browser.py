@@ -1,31 +1,28 @@
 """The interactive HTML page in headless Chromium (Debian's /usr/bin/chromium).
 
-Chromium is driven over the DevTools protocol on a pipe
-(``--remote-debugging-pipe``, file descriptors 3 and 4), so the test needs no
-PyPI package and no browser download, and opens no port. The page is loaded
-from ``file://``; the test also records every request the page makes and
-checks that none leaves the machine.
+Chromium is driven by Playwright's Python package (``pip install
+playwright``, a test dependency), launched on the system binary: no browser
+download (``playwright install`` is never needed). The page is loaded from
+``file://``; the tests also record every request the page makes and check
+that none leaves the machine. They drive the page as a user would: real
+mouse moves, clicks, drags and typing, and read back what the page shows
+(screenshots, the DOM, the bokeh data source).
 """
 
 from __future__ import annotations
 
-import base64
+import csv
 import io
-import json
 import os
-import select
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from vistsne.render import PALETTE, MapData, render_html, thumbnail_data_uris
-from vistsne.render.html import thumbnail_side
+from vistsne.render.colors import class_colors, field_colors
+from vistsne.render.html import DIM_ALPHA, thumbnail_side
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -33,121 +30,70 @@ CHROMIUM = os.environ.get("VISTSNE_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEW_W, VIEW_H = 1200, 1000
+SHOTS = os.environ.get("VISTSNE_SHOTS")  # a folder: the tests save their screenshots there
 
 
-class DevTools:
-    """A headless Chromium and one page, over the DevTools protocol on a pipe."""
+class Browser:
+    """One headless Chromium (Playwright on the system binary)."""
 
     def __init__(self, binary: str):
-        import fcntl
-        self.profile = tempfile.mkdtemp(prefix="vistsne-chromium-")
-        child_in, self._w = os.pipe()    # we write commands, Chromium reads fd 3
-        self._r, child_out = os.pipe()   # Chromium writes fd 4, we read replies
-        # move the child's ends above 4 so that dup2 onto 3 and 4 cannot clobber them
-        hi_in = fcntl.fcntl(child_in, fcntl.F_DUPFD, 10)
-        hi_out = fcntl.fcntl(child_out, fcntl.F_DUPFD, 10)
-        os.close(child_in)
-        os.close(child_out)
-
-        def to_fds_3_4():
-            os.dup2(hi_in, 3)
-            os.dup2(hi_out, 4)
-
+        from playwright.sync_api import sync_playwright
+        self._pw = sync_playwright().start()
         try:
-            self.proc = subprocess.Popen(
-                [binary, *FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-pipe",
-                 f"--window-size={VIEW_W},{VIEW_H}", "about:blank"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                pass_fds=(3, 4), preexec_fn=to_fds_3_4)
-        finally:
-            os.close(hi_in)
-            os.close(hi_out)
-        self._buf = b""
-        self._id = 0
-        self.session: str | None = None
-        self.events: list[dict] = []
+            self.browser = self._pw.chromium.launch(executable_path=binary, args=FLAGS,
+                                                    headless=True)
+        except Exception:
+            self._pw.stop()
+            raise
 
-    # -- protocol
-    def send(self, method: str, params: dict | None = None, *, browser: bool = False,
-             timeout: float = 30.0) -> dict:
-        self._id += 1
-        msg = {"id": self._id, "method": method, "params": params or {}}
-        if self.session and not browser:
-            msg["sessionId"] = self.session
-        os.write(self._w, json.dumps(msg).encode() + b"\0")
-        deadline = time.monotonic() + timeout
-        while True:
-            reply = self._next(deadline, method)
-            if reply.get("id") == self._id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-            if "method" in reply:
-                self.events.append(reply)
-
-    def _next(self, deadline: float, method: str) -> dict:
-        while b"\0" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"Chromium did not answer {method}")
-            if select.select([self._r], [], [], left)[0]:
-                chunk = os.read(self._r, 1 << 20)
-                if not chunk:
-                    raise RuntimeError(f"Chromium closed the pipe (exit {self.proc.poll()})")
-                self._buf += chunk
-        line, self._buf = self._buf.split(b"\0", 1)
-        return json.loads(line)
-
-    # -- page helpers
-    def open(self, url: str) -> None:
-        target = self.send("Target.createTarget", {"url": "about:blank"}, browser=True)
-        attached = self.send("Target.attachToTarget",
-                             {"targetId": target["targetId"], "flatten": True}, browser=True)
-        self.session = attached["sessionId"]
-        self.send("Emulation.setDeviceMetricsOverride",
-                  {"width": VIEW_W, "height": VIEW_H, "deviceScaleFactor": 1, "mobile": False})
-        self.send("Network.enable")
-        self.send("Runtime.enable")
-        self.send("Page.enable")
-        self.send("Page.navigate", {"url": url})
-
-    def eval(self, expression: str):
-        r = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
-                                           "awaitPromise": True})
-        if "exceptionDetails" in r:
-            raise RuntimeError(f"page script failed: {r['exceptionDetails']}"[:2000])
-        return r["result"].get("value")
-
-    def wait_for(self, expression: str, timeout: float = 30.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = self.eval(expression)
-            if value:
-                return value
-            time.sleep(0.1)
-        raise TimeoutError(f"page never satisfied: {expression}")
-
-    def mouse(self, kind: str, x: float, y: float, **extra) -> None:
-        self.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, **extra})
-
-    def screenshot(self) -> np.ndarray:
-        data = self.send("Page.captureScreenshot", {"format": "png"})["data"]
-        with Image.open(io.BytesIO(base64.b64decode(data))) as im:
-            return np.asarray(im.convert("RGB"), dtype=float) / 255
+    def open(self, url: str) -> "Tab":
+        return Tab(self.browser, url)
 
     def close(self) -> None:
         try:
-            self.send("Browser.close", browser=True, timeout=5)
-        except Exception:
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self._w)
-        os.close(self._r)
-        shutil.rmtree(self.profile, ignore_errors=True)
+            self.browser.close()
+        finally:
+            self._pw.stop()
+
+
+class Tab:
+    """A page in its own context, with its requests and errors recorded."""
+
+    def __init__(self, browser, url: str):
+        self.context = browser.new_context(viewport={"width": VIEW_W, "height": VIEW_H},
+                                           device_scale_factor=1, accept_downloads=True)
+        self.page = self.context.new_page()
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("pageerror", lambda e: self.errors.append(f"exception: {e}"))
+        self.page.on("console", lambda m: self.errors.append(f"console: {m.text}")
+                     if m.type == "error" else None)
+        self.page.goto(url)
+        self.page.wait_for_function("window.vistsnePage !== undefined && window.vistsnePage.ready"
+                                    " && (window.Bokeh === undefined || (Bokeh.documents.length > 0"
+                                    " && Bokeh.documents[0].is_idle))", timeout=60_000)
+
+    def eval(self, expression: str, arg=None):
+        return self.page.evaluate(expression, arg)
+
+    def wait_for(self, expression: str, timeout: float = 30.0):
+        return self.page.wait_for_function(expression, timeout=timeout * 1000).json_value()
+
+    def screenshot(self, name: str | None = None) -> np.ndarray:
+        data = self.page.screenshot()
+        if SHOTS and name:
+            os.makedirs(SHOTS, exist_ok=True)
+            with open(os.path.join(SHOTS, f"{name}.png"), "wb") as f:
+                f.write(data)
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("RGB"), dtype=float) / 255
+
+    def settle(self, ms: int = 300) -> None:
+        self.page.wait_for_timeout(ms)
+
+    def close(self) -> None:
+        self.context.close()
 
 
 # ------------------------------------------------------------------ fixtures
@@ -176,15 +122,56 @@ def _maps() -> list[MapData]:
     return out
 
 
+STAGES = ("backbone.3", "neck", "pre_logits")
+RICH_N, RICH_K = 300, 5
+
+
+def _rich_maps() -> list[MapData]:
+    """Three stages of the same 300 points with every per-row field, paths
+    and each stage's own feature-space neighbours; point 0 is isolated."""
+    rng = np.random.default_rng(3)
+    n, k = RICH_N, RICH_K
+    labels = np.arange(n) % k
+    names = ["cat", "dog", "owl", "ant", "bee"]
+    index = np.arange(n) * 3 + 7
+    thumbs = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    pred = labels.copy()
+    wrong = rng.random(n) < 0.15
+    pred[wrong] = (labels[wrong] + 1) % k
+    fields = {"prediction": pred, "correct": pred == labels,
+              "confidence": rng.uniform(0.2, 1.0, n).astype(np.float32),
+              "suspect": rng.uniform(0.0, 1.0, n)}
+    paths = [f"val/{names[c]}/img_{i:04d}.jpg" for i, c in enumerate(labels)]
+    out = []
+    for s, stage in enumerate(STAGES):
+        centers = np.random.default_rng(10 + s).normal(0, 3 + 2 * s, (k, 2))
+        coords = centers[labels] + rng.normal(0, 1, (n, 2))
+        coords[SPECIAL] = coords.max(axis=0) + 8.0  # the top-right corner, alone
+        feats = np.random.default_rng(20 + s).normal(size=(n, 6)) + labels[:, None] * (s + 1)
+        d = ((feats[:, None] - feats[None]) ** 2).sum(-1)
+        np.fill_diagonal(d, np.inf)
+        nb = np.argsort(d, axis=1)[:, :8]
+        out.append(MapData(f"rich_{stage}", coords, labels, names, index, thumbs,
+                           f"rich | demo.pth | {stage} | perplexity 30, seed 0 | 10-NN acc 0.9",
+                           info={"stage": stage, "params": {"perplexity": 30, "seed": 0},
+                                 "metrics": {"knn_acc_map": 0.9}},
+                           fields=dict(fields), paths=list(paths), neighbors=nb))
+    return out
+
+
 @pytest.fixture(scope="module")
 def browser():
     if sys.platform == "win32":
-        pytest.skip("the DevTools pipe needs POSIX file descriptors")
+        pytest.skip("the test runs Debian's Chromium")
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         pytest.skip(f"Chromium not found at {CHROMIUM} "
                     "(Debian: apt-get install chromium chromium-driver); "
                     "set VISTSNE_CHROMIUM to use another binary")
-    b = DevTools(CHROMIUM)
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip("Playwright's Python package is not installed (pip install -e '.[test]')")
+    b = Browser(CHROMIUM)
     try:
         yield b
     finally:
@@ -195,13 +182,25 @@ def browser():
 def page(browser, tmp_path_factory):
     maps = _maps()
     path = render_html(maps, tmp_path_factory.mktemp("html") / "maps.html", progress=False)
-    browser.open(path.resolve().as_uri())
-    browser.wait_for("document.readyState === 'complete' && window.Bokeh !== undefined"
-                     " && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle"
-                     " && window.vistsne3d !== undefined && window.vistsne3d.length === 1")
+    tab = browser.open(path.resolve().as_uri())
+    tab.wait_for("window.vistsne3d !== undefined && window.vistsne3d.length === 1")
     side = thumbnail_side(maps[0].n)
     expected_uri = thumbnail_data_uris(maps[0].thumbnails[SPECIAL:SPECIAL + 1], side)[0]
-    return browser, maps, expected_uri
+    try:
+        yield tab, maps, expected_uri
+    finally:
+        tab.close()
+
+
+@pytest.fixture(scope="module")
+def rich(browser, tmp_path_factory):
+    maps = _rich_maps()
+    path = render_html(maps, tmp_path_factory.mktemp("rich") / "rich.html", progress=False)
+    tab = browser.open(path.resolve().as_uri())
+    try:
+        yield tab, maps
+    finally:
+        tab.close()
 
 
 # JS: the bokeh tooltips (inside shadow roots) that show our template
@@ -221,6 +220,21 @@ FIND_TIPS = """(() => {
   return out;
 })()"""
 
+# JS: the frame of map k in page coordinates, and the screen position of point i
+GEOMETRY = """([k, i]) => {
+  const v = [...Bokeh.index].find(v => v.model.name === 'map' + k);
+  const r = v.canvas_view.el.getBoundingClientRect();
+  const f = v.frame, d = vistsnePage.group().source.data;
+  return {left: r.left, top: r.top,
+          x0: r.left + f.bbox.left, y0: r.top + f.bbox.top,
+          x1: r.left + f.bbox.right, y1: r.top + f.bbox.bottom,
+          px: r.left + f.x_scale.compute(d['x' + k][i]),
+          py: r.top + f.y_scale.compute(d['y' + k][i]),
+          fig_x0: v.el.getBoundingClientRect().left, fig_y0: v.el.getBoundingClientRect().top,
+          fig_x1: v.el.getBoundingClientRect().right,
+          fig_y1: v.el.getBoundingClientRect().bottom};
+}"""
+
 PLOT_GEOMETRY = """(() => {
   const v = [...Bokeh.index].find(v => v.model.name === 'map0');
   v.el.scrollIntoView({block: 'center'});
@@ -233,29 +247,38 @@ PLOT_GEOMETRY = """(() => {
 })()"""
 
 
+def _rgb(color: str) -> np.ndarray:
+    return np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)]) / 255
+
+
 def _colour_pixels(img: np.ndarray, box, color: str, tol: float = 0.06) -> int:
     x0, y0, x1, y1 = (int(round(v)) for v in box)
-    rgb = np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)]) / 255
     region = img[max(y0, 0):y1, max(x0, 0):x1]
-    return int((np.abs(region - rgb).max(axis=-1) < tol).sum())
+    return int((np.abs(region - _rgb(color)).max(axis=-1) < tol).sum())
 
+
+def _spot(img: np.ndarray, x: float, y: float, r: int = 1) -> np.ndarray:
+    x, y = int(round(x)), int(round(y))
+    return img[y - r:y + r + 1, x - r:x + r + 1].reshape(-1, 3).mean(axis=0)
+
+
+# ------------------------------------------------------------------ the toy page (as before)
 
 def test_bokeh_map_renders_and_hover_shows_thumbnail(page):
     b, maps, expected_uri = page
     g = b.eval(PLOT_GEOMETRY)
-    time.sleep(0.3)  # let the scroll settle before the screenshot
+    b.settle()  # let the scroll settle before the screenshot
     g = b.eval(PLOT_GEOMETRY)
-    shot = b.screenshot()
+    shot = b.screenshot("toy_2d")
     box = (g["x0"], g["y0"], g["x1"], g["y1"])
     # the plot is drawn: every class colour appears in the frame
     for cls in range(4):
         assert _colour_pixels(shot, box, PALETTE[cls]) > 30, f"class {cls} not drawn"
     px, py = int(round(g["px"])), int(round(g["py"]))
-    assert np.abs(shot[py, px] - np.array([int(PALETTE[SPECIAL_CLASS][i:i + 2], 16)
-                                          for i in (1, 3, 5)]) / 255).max() < 0.1
+    assert np.abs(shot[py, px] - _rgb(PALETTE[SPECIAL_CLASS])).max() < 0.1
 
     assert not any(t["shown"] and t["src"] for t in b.eval(FIND_TIPS))
-    b.mouse("mouseMoved", g["px"], g["py"])
+    b.page.mouse.move(g["px"], g["py"])
     tips = b.wait_for(f"(() => {{ const t = {FIND_TIPS}.filter(t => t.shown && t.src); "
                       "return t.length ? t : null; })()", timeout=10)
     assert any(t["src"] == expected_uri for t in tips), [t["src"][:40] for t in tips]
@@ -263,16 +286,21 @@ def test_bokeh_map_renders_and_hover_shows_thumbnail(page):
     mine = next(t for t in tips if t["src"] == expected_uri)
     assert f"dataset index {SPECIAL_INDEX}" in mine["text"]
     assert f"digit {SPECIAL_CLASS}" in mine["text"]
-    b.mouse("mouseMoved", 5, 5)
+    b.page.mouse.move(5, 5)
 
 
 def test_3d_viewer_rotates_hovers_and_hides(page):
     b, maps, expected_uri = page
+    # the two maps have no stage: one at a time, the second picked in the map selector
+    assert b.eval("document.querySelector('.vt-variant-box').hidden") is False
+    b.page.select_option(".vt-variant", "1")
+    b.wait_for("vistsnePage.state().k === 1")
+    assert b.eval("document.getElementById('vt-map-0').hidden") is True
     b.eval("window.vistsne3d[0].root.scrollIntoView({block: 'center'})")
-    time.sleep(0.3)
+    b.settle()
     rect = b.eval("(() => { const r = window.vistsne3d[0].root.querySelector('canvas')"
                   ".getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })()")
-    shot = b.screenshot()
+    shot = b.screenshot("toy_3d")
     for cls in range(4):
         assert _colour_pixels(shot, rect, PALETTE[cls], tol=0.12) > 20, f"class {cls} not drawn"
 
@@ -280,7 +308,7 @@ def test_3d_viewer_rotates_hovers_and_hides(page):
                  "const img = t.querySelector('img'); return {hidden: t.hidden, "
                  "text: t.textContent, src: img ? img.getAttribute('src') : null}; })()")
     pos = b.eval(f"window.vistsne3d[0].screenPos({SPECIAL})")
-    b.mouse("mouseMoved", pos["x"], pos["y"])
+    b.page.mouse.move(pos["x"], pos["y"])
     tip = b.wait_for(f"(() => {{ const s = {tip_state}; return s.hidden ? null : s; }})()",
                      timeout=10)
     assert tip["src"] == expected_uri
@@ -288,14 +316,15 @@ def test_3d_viewer_rotates_hovers_and_hides(page):
 
     # drag to rotate: the point moves on screen, and hovering it still works
     cx, cy = (rect[0] + rect[2]) / 2, (rect[1] + rect[3]) / 2
-    b.mouse("mousePressed", cx, cy, button="left", buttons=1, clickCount=1)
+    b.page.mouse.move(cx, cy)
+    b.page.mouse.down()
     for step in range(1, 6):
-        b.mouse("mouseMoved", cx + 20 * step, cy + 8 * step, button="left", buttons=1)
-    b.mouse("mouseReleased", cx + 100, cy + 40, button="left", buttons=0, clickCount=1)
-    time.sleep(0.2)
+        b.page.mouse.move(cx + 20 * step, cy + 8 * step)
+    b.page.mouse.up()
+    b.settle(200)
     moved = b.eval(f"window.vistsne3d[0].screenPos({SPECIAL})")
     assert abs(moved["x"] - pos["x"]) + abs(moved["y"] - pos["y"]) > 10
-    b.mouse("mouseMoved", moved["x"], moved["y"])
+    b.page.mouse.move(moved["x"], moved["y"])
     tip = b.wait_for(f"(() => {{ const s = {tip_state}; return s.hidden ? null : s; }})()",
                      timeout=10)
     assert tip["src"] == expected_uri
@@ -303,19 +332,315 @@ def test_3d_viewer_rotates_hovers_and_hides(page):
     # a legend click hides the class: no tooltip for its point any more
     b.eval("[...window.vistsne3d[0].root.querySelectorAll('.vt3d-legend .item')]"
            f".find(e => e.textContent === 'digit {SPECIAL_CLASS}').click()")
-    b.mouse("mouseMoved", moved["x"] + 1, moved["y"])
-    time.sleep(0.2)
+    b.page.mouse.move(moved["x"] + 1, moved["y"])
+    b.settle(200)
     assert b.eval(tip_state)["hidden"] is True
+    # the page's class list shows it hidden too
+    assert b.eval("vistsnePage.state().hidden") == [SPECIAL_CLASS]
+    b.page.click(".vt-class-all")
+    assert b.eval("vistsnePage.state().hidden") == []
+    b.page.select_option(".vt-variant", "0")
+    b.wait_for("vistsnePage.state().k === 0")
 
 
-def test_page_makes_no_network_requests_and_no_script_errors(page):
-    b, _, _ = page
-    errors = [e["params"] for e in b.events if e.get("method") == "Runtime.exceptionThrown"
-              or (e.get("method") == "Runtime.consoleAPICalled"
-                  and e["params"].get("type") == "error")]
-    assert not errors, str(errors)[:2000]
-    urls = [e["params"]["request"]["url"] for e in b.events
-            if e.get("method") == "Network.requestWillBeSent"]
-    assert urls, "no requests recorded at all"
-    remote = [u for u in urls if not u.startswith(("file:", "data:", "about:", "blob:"))]
-    assert not remote, remote
+def test_page_makes_no_network_requests_and_no_script_errors(page, rich):
+    for tab in (page[0], rich[0]):
+        assert not tab.errors, str(tab.errors)[:2000]
+        assert tab.requests, "no requests recorded at all"
+        remote = [u for u in tab.requests if not u.startswith(("file:", "data:", "about:", "blob:"))]
+        assert not remote, remote
+
+
+# ------------------------------------------------------------------ the rich page
+
+def test_map_fills_the_first_screen_and_provenance_folds_away(rich):
+    b, maps = rich
+    assert b.eval("window.scrollY") == 0
+    g = b.eval(GEOMETRY, [0, SPECIAL])
+    b.screenshot("rich_first_screen")
+    # the whole figure (toolbar and legend too) is inside the viewport, and big
+    assert 0 <= g["fig_x0"] and g["fig_x1"] <= VIEW_W and 0 <= g["fig_y0"] and g["fig_y1"] <= VIEW_H
+    side = g["x1"] - g["x0"]
+    assert side == pytest.approx(g["y1"] - g["y0"], abs=1)  # square
+    assert side > 0.7 * VIEW_H - 150, side
+    # nothing but the bar and the map's one-line title above it
+    assert g["fig_y0"] < 110
+    # the provenance is folded under the map
+    about = b.eval("(() => { const d = document.querySelector('#vt-map-0 details.vt-about'); "
+                   "return {open: d.open, top: d.getBoundingClientRect().top, "
+                   "text: d.textContent}; })()")
+    assert about["open"] is False and about["top"] >= g["y1"]
+    assert "params.perplexity" in about["text"] and "metrics.knn_acc_map" in about["text"]
+    # one map shown at a time: the other stages' sections are hidden
+    assert b.eval("[...document.querySelectorAll('section.vt-map')].map(s => s.hidden)") == \
+        [False, True, True]
+
+
+def _source_colours(b) -> list[str]:
+    return b.eval("vistsnePage.group().source.data.color.slice()")
+
+
+def test_colour_switch_changes_the_points(rich):
+    b, maps = rich
+    m = maps[0]
+    cols = class_colors(m.class_names)
+    assert b.eval("[...document.querySelectorAll('.vt-color option')].map(o => o.value)") == \
+        ["label", "prediction", "correct", "confidence", "suspect"]
+    assert _source_colours(b) == [cols[c] for c in m.labels]
+    g = b.eval(GEOMETRY, [0, SPECIAL])
+    before = _spot(b.screenshot(), g["px"], g["py"])
+    assert np.abs(before - _rgb(cols[m.labels[SPECIAL]])).max() < 0.1
+    legend_shown = "Bokeh.documents[0].get_model_by_name('vt-legend-0').visible"
+    assert b.eval(legend_shown) is True
+    for field in ("confidence", "correct", "suspect", "prediction"):
+        b.page.select_option(".vt-color", field)
+        b.wait_for(f"vistsnePage.state().field === '{field}'")
+        fc = field_colors(field, m.field(field), cols, m.class_names)
+        want = [fc.table[i] for i in fc.index]
+        assert _source_colours(b) == want, field  # the same colours as the static figures
+        assert b.eval(legend_shown) is (field == "prediction" and False)
+        key = b.eval("document.querySelector('.vt-key').textContent")
+        assert "colour:" in key
+        if field == "correct":
+            n_wrong = int((~m.field("correct")).sum())
+            assert f"correct ({m.n - n_wrong})" in key and f"wrong ({n_wrong})" in key
+    # the drawn point changed colour with the field: confidence's viridis colour
+    b.page.select_option(".vt-color", "confidence")
+    b.wait_for("vistsnePage.state().field === 'confidence'")
+    b.settle(400)
+    g = b.eval(GEOMETRY, [0, SPECIAL])
+    shot = b.screenshot("rich_by_confidence")
+    fc = field_colors("confidence", m.field("confidence"), cols)
+    after = _spot(shot, g["px"], g["py"])
+    assert np.abs(after - _rgb(fc.table[fc.index[SPECIAL]])).max() < 0.1
+    assert np.abs(after - before).max() > 0.1
+    b.page.select_option(".vt-color", "label")
+    b.wait_for("vistsnePage.state().field === 'label'")
+    assert b.eval(legend_shown) is True
+
+
+def test_search_counts_and_highlights(rich):
+    b, maps = rich
+    m = maps[0]
+    b.page.fill(".vt-search", "OWL")  # a class name, any case
+    b.wait_for("vistsnePage.state().matches !== null")
+    owl = m.labels == m.class_names.index("owl")
+    assert b.eval("document.querySelector('.vt-search-count').textContent") == \
+        f"{owl.sum()} of {m.n} points match"
+    alphas = np.array(b.eval("vistsnePage.group().source.data.alpha.slice()"))
+    assert np.allclose(alphas[owl], 1.0) and np.allclose(alphas[~owl], DIM_ALPHA)
+    b.screenshot("rich_search")
+    # part of a file path
+    b.page.fill(".vt-search", "img_001")
+    b.wait_for("document.querySelector('.vt-search-count').textContent.startsWith('10 of')")
+    alphas = np.array(b.eval("vistsnePage.group().source.data.alpha.slice()"))
+    hits = np.array(["img_001" in p for p in m.paths])
+    assert np.allclose(alphas[hits], 1.0) and np.allclose(alphas[~hits], DIM_ALPHA)
+    b.page.fill(".vt-search", "")
+    b.wait_for("vistsnePage.state().matches === null")
+    assert b.eval("document.querySelector('.vt-search-count').textContent") == ""
+    assert np.allclose(b.eval("vistsnePage.group().source.data.alpha.slice()"), 1.0)
+
+
+def _pin_special(b):
+    g = b.eval(GEOMETRY, [b.eval("vistsnePage.state().k"), SPECIAL])
+    b.page.mouse.click(g["px"], g["py"])
+    b.wait_for(f"vistsnePage.state().pin === {SPECIAL}")
+
+
+def test_click_pins_a_point_with_its_neighbours(rich):
+    b, maps = rich
+    m = maps[0]
+    assert b.eval("document.querySelector('.vt-pin').hidden") is True
+    _pin_special(b)
+    b.settle()
+    b.screenshot("rich_pinned")
+    info = b.eval("(() => { const p = document.querySelector('.vt-pin'); return {hidden: p.hidden,"
+                  " text: p.querySelector('.vt-pin-info').textContent,"
+                  " img: p.querySelector('.vt-pin-img').getAttribute('src'),"
+                  " nbs: [...p.querySelectorAll('.vt-nb img')].map(i => i.getAttribute('src')),"
+                  " title: p.querySelector('.vt-nb-title').textContent}; })()")
+    uris = thumbnail_data_uris(m.thumbnails, thumbnail_side(m.n))
+    assert info["hidden"] is False and info["img"] == uris[SPECIAL]
+    f = m.fields
+    name = m.class_names
+    for text in (str(m.dataset_index[SPECIAL]), m.paths[SPECIAL], name[m.labels[SPECIAL]],
+                 f"{name[f['prediction'][SPECIAL]]} ({f['confidence'][SPECIAL]:.2f})"):
+        assert text in info["text"], text
+    assert info["nbs"] == [uris[j] for j in m.neighbors[SPECIAL]]
+    assert "feature space (backbone.3)" in info["title"]
+    # the pinned point and its neighbours are ringed on the map
+    lw = np.array(b.eval("vistsnePage.group().source.data.lw.slice()"))
+    assert lw[SPECIAL] == 3 and np.all(lw[m.neighbors[SPECIAL]] == 1.5)
+    assert (lw > 0).sum() == 1 + m.neighbors.shape[1]
+    # a click on a neighbour pins it
+    first = int(m.neighbors[SPECIAL][0])
+    b.page.click(".vt-nb >> nth=0")
+    b.wait_for(f"vistsnePage.state().pin === {first}")
+    b.page.click(".vt-unpin")
+    b.wait_for("vistsnePage.state().pin === null")
+    assert b.eval("document.querySelector('.vt-pin').hidden") is True
+
+
+def test_box_select_and_export_the_csv(rich):
+    b, maps = rich
+    m = maps[0]
+    # the box select tool, as a click on its toolbar button would make it
+    b.eval("(() => { const f = Bokeh.documents[0].get_model_by_name('map0');"
+           " f.toolbar.active_drag = f.toolbar.tools.find(t => t.type === 'BoxSelectTool'); })()")
+    g = b.eval(GEOMETRY, [0, SPECIAL])
+    x0, y0 = g["x0"] + 0.05 * (g["x1"] - g["x0"]), g["y0"] + 0.3 * (g["y1"] - g["y0"])
+    x1, y1 = g["x0"] + 0.6 * (g["x1"] - g["x0"]), g["y0"] + 0.95 * (g["y1"] - g["y0"])
+    b.page.mouse.move(x0, y0)
+    b.page.mouse.down()
+    for t in np.linspace(0, 1, 8)[1:]:
+        b.page.mouse.move(x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+    b.page.mouse.up()
+    b.wait_for("vistsnePage.state().selected > 0")
+    # the points whose screen position is inside the box
+    pos = b.eval("""(() => { const v = [...Bokeh.index].find(v => v.model.name === 'map0');
+      const r = v.canvas_view.el.getBoundingClientRect(), d = vistsnePage.group().source.data;
+      return [Array.from(v.frame.x_scale.v_compute(d.x0), x => x + r.left),
+              Array.from(v.frame.y_scale.v_compute(d.y0), y => y + r.top)]; })()""")
+    sx, sy = np.array(pos[0]), np.array(pos[1])
+    inside = np.flatnonzero((sx >= x0) & (sx <= x1) & (sy >= y0) & (sy <= y1))
+    edge = np.flatnonzero((np.abs(sx - x0) < 1.5) | (np.abs(sx - x1) < 1.5) |
+                          (np.abs(sy - y0) < 1.5) | (np.abs(sy - y1) < 1.5))
+    selected = b.eval("vistsnePage.state().selected")
+    assert abs(selected - len(inside)) <= len(edge), (selected, len(inside))
+    assert b.eval("document.querySelector('.vt-sel-count').textContent") == \
+        f"{selected} points selected"
+    b.screenshot("rich_selected")
+    with b.page.expect_download() as dl:
+        b.page.click(".vt-export")
+    download = dl.value
+    assert download.suggested_filename == f"{m.name}_selection.csv"
+    text = open(download.path(), encoding="utf-8").read()
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["dataset_index", "path", "label", "prediction", "confidence"]
+    got = {int(r[0]): r for r in rows[1:]}
+    assert len(got) == selected == len(rows) - 1
+    by_index = {int(ix): i for i, ix in enumerate(m.dataset_index)}
+    chosen = sorted(by_index[ix] for ix in got)
+    assert set(inside) - set(edge) <= set(chosen) <= set(inside) | set(edge)
+    for i in chosen:
+        r = got[int(m.dataset_index[i])]
+        assert r[1] == m.paths[i] and r[2] == m.class_names[m.labels[i]]
+        assert r[3] == m.class_names[m.fields["prediction"][i]]
+        assert float(r[4]) == pytest.approx(float(m.fields["confidence"][i]), abs=1e-4)
+    # a lasso selection replaces it
+    b.eval("(() => { const f = Bokeh.documents[0].get_model_by_name('map0');"
+           " f.toolbar.active_drag = f.toolbar.tools.find(t => t.type === 'LassoSelectTool'); })()")
+    cx, cy, rad = (g["x0"] + g["x1"]) / 2, (g["y0"] + g["y1"]) / 2, 0.3 * (g["x1"] - g["x0"])
+    b.page.mouse.move(cx + rad, cy)
+    b.page.mouse.down()
+    for a in np.linspace(0, 2 * np.pi, 40)[1:]:
+        b.page.mouse.move(cx + rad * np.cos(a), cy + rad * np.sin(a))
+    b.page.mouse.up()
+    inside = np.flatnonzero((sx - cx) ** 2 + (sy - cy) ** 2 < (0.97 * rad) ** 2)
+    b.wait_for(f"vistsnePage.state().selected !== {selected}")
+    lasso = b.eval("vistsnePage.state().selected")
+    ring = np.flatnonzero(np.abs(np.hypot(sx - cx, sy - cy) - rad) < 0.04 * rad)
+    assert len(inside) <= lasso <= len(inside) + len(ring)
+    b.eval("(() => { const f = Bokeh.documents[0].get_model_by_name('map0');"
+           " f.toolbar.active_drag = f.toolbar.tools.find(t => t.type === 'PanTool');"
+           " vistsnePage.group().source.selected.indices = []; })()")
+    b.wait_for("vistsnePage.state().selected === 0")
+    assert b.eval("document.querySelector('.vt-export').disabled") is True
+
+
+def test_stage_switch_shows_one_stage_at_a_time(rich):
+    b, maps = rich
+    assert b.eval("[...document.querySelectorAll('.vt-stage')].map(b => b.textContent)") == \
+        list(STAGES)
+    assert b.eval("document.querySelector('.vt-variant-box').hidden") is True  # one map each
+    b.page.select_option(".vt-color", "suspect")
+    b.wait_for("vistsnePage.state().field === 'suspect'")
+    _pin_special(b)
+    for k, stage in list(enumerate(STAGES))[::-1]:
+        b.page.click(f".vt-stage[data-stage='{stage}']")
+        b.wait_for(f"vistsnePage.state().stage === '{stage}'")
+        b.settle(400)
+        hidden = b.eval("[...document.querySelectorAll('section.vt-map')].map(s => s.hidden)")
+        assert hidden == [j != k for j in range(len(STAGES))]
+        assert b.eval("document.querySelector('.vt-stage.on').textContent") == stage
+        b.wait_for(f"(() => {{ const g = ({GEOMETRY})([{k}, 0]); "
+                   "return g.x1 - g.x0 > 600 && g.fig_x1 <= 1200; })()")  # grown to the screen
+        g = b.eval(GEOMETRY, [k, SPECIAL])
+        assert 0 <= g["fig_x0"] and g["fig_x1"] <= VIEW_W and g["fig_y1"] <= VIEW_H
+        assert g["x1"] - g["x0"] == pytest.approx(g["y1"] - g["y0"], abs=1)
+        shot = b.screenshot(f"rich_stage_{stage}")
+        m = maps[k]
+        fc = field_colors("suspect", m.field("suspect"), class_colors(m.class_names))
+        # drawn in this stage's place, in the colour kept across the switch
+        assert np.abs(_spot(shot, g["px"], g["py"]) - _rgb(fc.table[fc.index[SPECIAL]])).max() < 0.15
+        # the pin stays, with this stage's neighbours
+        assert b.eval("vistsnePage.state().pin") == SPECIAL
+        assert f"feature space ({stage})" in b.eval("document.querySelector('.vt-nb-title')"
+                                                     ".textContent")
+        n_nb = b.eval("document.querySelectorAll('.vt-nb').length")
+        assert n_nb == m.neighbors.shape[1]
+        captions = b.eval("[...document.querySelectorAll('.vt-nb figcaption')]"
+                          ".map(c => c.textContent)")
+        assert captions == [m.class_names[m.labels[j]] for j in m.neighbors[SPECIAL]]
+    b.page.click(".vt-unpin")
+    b.page.select_option(".vt-color", "label")
+    b.wait_for("vistsnePage.state().field === 'label'")
+
+
+# ------------------------------------------------------------------ 1,000 classes
+
+def test_class_list_with_a_thousand_classes(browser, tmp_path):
+    k, n = 1000, 2000  # at most 2,000 points: drawn opaque
+    rng = np.random.default_rng(5)
+    others = rng.integers(0, k - 1, n - 100)
+    labels = np.concatenate([np.full(100, 42), others + (others >= 42)])  # 42: only the first 100
+    names = [f"class {i:04d}" for i in range(k)]
+    coords = rng.normal(size=(n, 2))
+    coords[labels == 42] = rng.normal(size=(100, 2)) * 0.3 + (9.0, 9.0)  # alone in a corner
+    m = MapData("thousand", coords, labels, names, np.arange(n), None, "1,000 classes",
+                info={"stage": "pre_logits"})
+    path = render_html([m], tmp_path / "thousand.html", progress=False)
+    b = browser.open(path.resolve().as_uri())
+    try:
+        present = len(np.unique(labels))
+        assert b.eval("document.querySelectorAll('.vt-class-list .item').length") == present
+        assert b.eval("document.querySelector('.vt-class-count').textContent") == f"({present})"
+        # class 42 is the largest: coloured, drawn in its corner
+        color = class_colors(names, np.bincount(labels, minlength=k))[42]
+        assert color is not None
+        g = b.eval(GEOMETRY, [0, int(np.flatnonzero(labels == 42)[0])])
+        corner = (g["x0"] + 0.7 * (g["x1"] - g["x0"]), g["y0"], g["x1"], g["y0"] + 0.3 * (g["y1"] - g["y0"]))
+        assert _colour_pixels(b.screenshot("thousand_before"), corner, color) > 50
+        # filter by name: one item left; a click hides the class
+        b.page.fill(".vt-class-filter", "class 0042")
+        b.wait_for("[...document.querySelectorAll('.vt-class-list .item')]"
+                   ".filter(i => !i.hidden).length === 1")
+        b.page.click(".vt-class-list .item:not([hidden])")
+        b.wait_for("vistsnePage.state().hidden.length === 1")
+        assert b.eval("vistsnePage.state().hidden") == [42]
+        assert b.eval("document.querySelector('.vt-class-list .item:not([hidden])')"
+                      ".classList.contains('off')") is True
+        b.settle(400)
+        assert _colour_pixels(b.screenshot("thousand_hidden"), corner, color) == 0
+        booleans = b.eval("vistsnePage.group().filter.booleans")
+        assert booleans == [bool(c != 42) for c in labels]
+        # none and all act on the classes listed
+        listed = sorted({int(c) for c in np.unique(labels) if 40 <= c <= 49})
+        b.page.fill(".vt-class-filter", "class 004")
+        b.wait_for("[...document.querySelectorAll('.vt-class-list .item')]"
+                   f".filter(i => !i.hidden).length === {len(listed)}")
+        b.page.click(".vt-class-none")
+        assert b.eval("vistsnePage.state().hidden") == listed
+        b.page.click(".vt-class-all")
+        assert b.eval("vistsnePage.state().hidden") == []
+        b.page.fill(".vt-class-filter", "")
+        b.page.click(".vt-class-none")
+        assert len(b.eval("vistsnePage.state().hidden")) == present
+        b.page.click(".vt-class-all")
+        assert b.eval("vistsnePage.state().hidden") == []
+        b.settle(400)
+        assert _colour_pixels(b.screenshot(), corner, color) > 50
+        assert not b.errors, b.errors
+    finally:
+        b.close()

@@ -88,3 +88,99 @@ def rgba_table(colors: Sequence[str | None], alpha: float = 1.0,
         else:
             table[i] = (*hex_to_rgb(c), alpha)
     return table
+
+
+# ---------------------------------------------------------------- colour fields
+
+#: ``correct``: Okabe and Ito's blue and vermillion, apart for every colour
+#: vision (CIEDE2000 45 in trichromats; also apart under the deutan and
+#: protan simulations), both clear on white
+CORRECT_COLOR = "#0072b2"
+WRONG_COLOR = "#d55e00"
+#: the colormap of each continuous field, its interesting end dark (which
+#: reads on white, where viridis's light yellow end recedes): low confidence
+#: and high suspect scores stand out
+FIELD_CMAPS = {"confidence": "viridis", "suspect": "viridis_r"}
+CMAP_STEPS = 256
+
+
+def cmap_table(name: str, steps: int = CMAP_STEPS) -> list[str]:
+    """``steps`` colours (``"#rrggbb"``) of matplotlib colormap ``name`` from 0 to 1."""
+    from matplotlib import colormaps
+    cmap = colormaps[name]
+    rgb = np.asarray(cmap(np.linspace(0.0, 1.0, steps)))[:, :3]
+    return ["#%02x%02x%02x" % tuple(int(round(c * 255)) for c in row) for row in rgb]
+
+
+class FieldColors:
+    """The colours of one colour field over the points of a map.
+
+    ``table``: colours (``"#rrggbb"``); ``index``: (N,) int, each point's row
+    of the table; ``alpha``: (N,) float; ``order``: the order to draw the
+    points in (the ones that matter last, on top); ``kind``: ``categorical``,
+    ``binary`` or ``continuous``; ``entries``: legend (label, colour) pairs
+    for categorical and binary fields; ``cmap``: the colormap of a continuous
+    field.
+    """
+
+    def __init__(self, field, kind, table, index, alpha, order, entries=(), cmap=None):
+        self.field = field
+        self.kind = kind
+        self.table = list(table)
+        self.index = np.asarray(index, dtype=np.int64)
+        self.alpha = np.asarray(alpha, dtype=float)
+        self.order = np.asarray(order)
+        self.entries = list(entries)
+        self.cmap = cmap
+
+    def rgba(self) -> np.ndarray:
+        """(N, 4) float RGBA of every point."""
+        table = np.array([hex_to_rgb(c) for c in self.table], dtype=float)
+        return np.concatenate([table[self.index], self.alpha[:, None]], axis=1)
+
+
+def field_colors(field: str, values: np.ndarray, class_cols: Sequence[str | None],
+                 class_names: Sequence[str] = (), *, alpha: float = 1.0,
+                 other_alpha: float = 0.5, counts_in_legend: bool = True) -> FieldColors:
+    """Colours of ``values`` of colour field ``field`` (see :data:`params.COLOR_FIELDS`).
+
+    ``label`` and ``prediction`` take the fixed class colours ``class_cols``
+    (:func:`class_colors`; None: grey at ``other_alpha``), ``correct`` two
+    colours (wrong drawn on top, legend ``correct (512)`` / ``wrong (28)``),
+    ``confidence`` and ``suspect`` their :data:`FIELD_CMAPS` colormap.
+    """
+    values = np.asarray(values)
+    n = values.shape[0]
+    perm = np.random.default_rng(0).permutation(n)
+    if field in ("label", "prediction"):
+        table = [c if c is not None else OTHER_COLOR for c in class_cols]
+        grey = np.array([c is None for c in class_cols], dtype=bool)
+        idx = values.astype(np.int64)
+        a = np.where(grey[idx], other_alpha, alpha)
+        g = grey[idx[perm]]
+        order = np.concatenate([perm[g], perm[~g]])
+        present = np.unique(idx)
+        entries = [(str(class_names[c]) if len(class_names) else str(c), class_cols[c])
+                   for c in present if class_cols[c] is not None]
+        if grey[present].any():
+            entries.append((OTHER_LABEL, OTHER_COLOR))
+        return FieldColors(field, "categorical", table, idx, a, order, entries)
+    if field == "correct":
+        wrong = ~values.astype(bool)
+        idx = wrong.astype(np.int64)
+        w = wrong[perm]
+        order = np.concatenate([perm[~w], perm[w]])
+        n_wrong = int(wrong.sum())
+        labels = (f"correct ({n - n_wrong})", f"wrong ({n_wrong})") if counts_in_legend \
+            else ("correct", "wrong")
+        entries = [(labels[0], CORRECT_COLOR), (labels[1], WRONG_COLOR)]
+        return FieldColors(field, "binary", [CORRECT_COLOR, WRONG_COLOR], idx,
+                           np.full(n, alpha), order, entries)
+    cmap = FIELD_CMAPS[field]
+    v = np.clip(values.astype(np.float64), 0.0, 1.0)
+    idx = np.rint(v * (CMAP_STEPS - 1)).astype(np.int64)
+    # the interesting end on top: low confidence, high suspect scores
+    key = -v if field == "confidence" else v
+    order = perm[np.argsort(key[perm], kind="stable")]
+    return FieldColors(field, "continuous", cmap_table(cmap), idx, np.full(n, alpha), order,
+                       cmap=cmap)

@@ -1,11 +1,34 @@
 """One self-contained interactive HTML page for one or more maps.
 
-2-D (and 1-D) maps are bokeh figures with INLINE resources and the WebGL
-backend: pan, wheel zoom, box select, reset, a legend whose entries hide
-their class, and a hover tooltip with the point's thumbnail (a data URI),
-class name and dataset index. Bokeh has no 3-D, so 3-D maps get a small
-inline canvas viewer (drag to rotate, wheel to zoom, double-click to reset,
-same tooltip and legend). Nothing is loaded from the network.
+The page shows one map at a time, filling the first screen, with a panel
+beside it; the provenance and parameters of the map fold away under it (a
+``<details>`` element). Nothing is loaded from the network.
+
+- **Maps**: 2-D (and 1-D) maps are bokeh figures with INLINE resources and
+  the WebGL backend: pan, wheel zoom, box and lasso select, reset, a legend
+  whose entries hide their class, and a hover tooltip with the point's
+  thumbnail (a data URI), class name and dataset index. Bokeh has no 3-D, so
+  3-D maps get a small inline canvas viewer (drag to rotate, wheel to zoom,
+  double-click to reset, same tooltip and legend).
+- **Stages**: maps are grouped by ``info["stage"]``; a stage switch shows
+  one stage's map, and a second selector picks among maps of one stage with
+  different parameters.
+- **Colour**: a switch over every colour field the maps have (``label``
+  always; ``prediction``, ``correct``, ``confidence``, ``suspect`` where
+  ``MapData.fields`` has them), with the same colours as the static figures
+  (:func:`colors.field_colors`) and a colour key in the panel.
+- **Search**: part of a class name or file path; matching points keep their
+  colour, the others are dimmed, and the panel counts the matches.
+- **Pin**: a click on a point pins it: its thumbnail, path, label,
+  prediction, and its nearest neighbours in feature space
+  (``MapData.neighbors``) as thumbnails (a click on one pins it).
+- **Selection**: box or lasso select, then "export selection" downloads a
+  CSV of dataset index, file path, label, prediction and confidence.
+- **Classes**: a list that filters by name, shows all or none, and hides a
+  class on a click; usable with 1,000 classes.
+
+The page's script is :mod:`html_assets`; ``window.vistsnePage`` is its API
+(the tests drive it), ``window.vistsne3d`` lists the 3-D viewers.
 
 Size: thumbnails are WebP (JPEG where Pillow lacks WebP) of at most 48 px,
 40 px past 5,000 points and 32 px past 10,000 points on the page; about
@@ -28,12 +51,16 @@ import numpy as np
 
 from ..errors import RenderError
 from ..progress import Progress
-from .colors import OTHER_COLOR, OTHER_LABEL, class_colors
+from .colors import (CORRECT_COLOR, FIELD_CMAPS, OTHER_COLOR, OTHER_LABEL, WRONG_COLOR,
+                     class_colors, cmap_table, field_colors)
 from .common import LIMITS, as_rgb_uint8, atomic_write, short_name, strip_rows
-from .params import MapData, check_out_dir, normalize_coords, show_available
+from .params import (COLOR_FIELDS, FIELD_HINT, FIELD_HINT_COMMAND, FIELD_MISSING_WHY,
+                     FIELD_TITLES, MapData, check_out_dir, normalize_coords,
+                     show_available)
 
 FRAME_PX = 700
 TOOLTIP_IMG_PX = 64
+DIM_ALPHA = 0.08  # points that do not match a search
 
 
 # ---------------------------------------------------------------- thumbnails
@@ -75,9 +102,15 @@ def thumbnail_data_uris(thumbnails: np.ndarray, side: int = 48, *, fmt: str | No
 
 # ---------------------------------------------------------------- grouping
 
+def _same_fields(a: dict | None, b: dict | None) -> bool:
+    a, b = a or {}, b or {}
+    return set(a) == set(b) and all(np.array_equal(np.asarray(a[k]), np.asarray(b[k])) for k in a)
+
+
 class _Group:
     """Maps that show the same points in the same order share their labels,
-    dataset indices and thumbnails (one bokeh source, one JSON pool)."""
+    dataset indices, thumbnails, fields and paths (one bokeh source, one
+    JSON pool). Neighbours in feature space belong to each map (its stage)."""
 
     def __init__(self, gid: int, m: MapData):
         self.gid = gid
@@ -87,16 +120,26 @@ class _Group:
         self.index = np.asarray(m.dataset_index)
         self.thumbs = m.thumbnails
         self.class_names = list(m.class_names)
+        self.fields = m.fields
+        self.paths = None if m.paths is None else list(m.paths)
         self.uris: list[str] | None = None
         self.source = None
+        self.visible = None
         self.columns: dict[str, object] = {}
         self.colors: list[str | None] = []
+        self.has_3d = False
+        self.has_bokeh = False
 
     def matches(self, m: MapData) -> bool:
         if m.n != self.n or list(m.class_names) != self.class_names:
             return False
         if not (np.array_equal(np.asarray(m.labels), self.labels)
                 and np.array_equal(np.asarray(m.dataset_index), self.index)):
+            return False
+        if not _same_fields(m.fields, self.fields):
+            return False
+        if (m.paths is None) != (self.paths is None) or \
+                (m.paths is not None and list(m.paths) != self.paths):
             return False
         if (m.thumbnails is None) != (self.thumbs is None):
             return False
@@ -106,6 +149,9 @@ class _Group:
     @property
     def has_grey(self) -> bool:
         return any(self.colors[c] is None for c in np.unique(self.labels))
+
+    def available(self) -> list[str]:
+        return list(self.first.available_fields())
 
 
 def _json_for_script(obj) -> str:
@@ -137,12 +183,102 @@ def _flatten(info: dict, prefix: str = "") -> list[tuple[str, str]]:
     return rows
 
 
-def _header_html(k: int, m: MapData) -> str:
+# ---------------------------------------------------------------- stages and variants
+
+_NOT_A_VARIANT = ("metrics", "resolved", "embedding", "sheet_name", "config", "stage")
+
+
+def _stage_of(m: MapData) -> str:
+    stage = (m.info or {}).get("stage")
+    return str(stage) if stage not in (None, "") else "map"
+
+
+def _variant_labels(maps: Sequence[MapData]) -> list[str]:
+    """Short labels that tell maps of one stage apart: the parameters (and
+    other provenance) whose values differ, else the dimension, else the name."""
+    if len(maps) == 1:
+        return [""]
+    flat = [dict(r for r in _flatten(m.info or {}) if not r[0].startswith(_NOT_A_VARIANT))
+            for m in maps]
+    keys = sorted({k for f in flat for k in f})
+    differ = [k for k in keys if len({f.get(k) for f in flat}) > 1]
+    dims = len({mm.dim for mm in maps}) > 1
+    if dims:  # the dimension says it
+        differ = [k for k in differ if not k.endswith("n_components")]
+    labels = []
+    for m, f in zip(maps, flat):
+        parts = [f"{k.rsplit('.', 1)[-1].replace('_', ' ')} {f[k]}" for k in differ if k in f]
+        if dims:
+            parts.append(f"{m.dim}-D")
+        labels.append(", ".join(parts))
+    if len(set(labels)) < len(labels) or not all(labels):
+        labels = [f"{lab} ({m.name})" if lab else m.name for lab, m in zip(labels, maps)]
+    return labels
+
+
+def _map_about(m: MapData) -> str:
+    """The map's provenance and parameters: a folded table under the map."""
     rows = "".join(f"<tr><th>{html.escape(key)}</th><td>{html.escape(val)}</td></tr>"
                    for key, val in _flatten(m.info or {}))
-    table = f'<table class="vt-info">{rows}</table>' if rows else ""
-    return (f'<h2 id="map-{k}">{html.escape(str(m.title))}</h2>'
-            f'<div class="vt-name">{html.escape(m.name)} &middot; {m.n} points</div>{table}')
+    table = f'<table class="vt-info">{rows}</table>' if rows else \
+        '<div class="vt-name">no provenance recorded</div>'
+    return (f'<details class="vt-about"><summary>provenance and parameters &middot; '
+            f'{html.escape(m.name)} &middot; {m.n} points</summary>{table}</details>')
+
+
+# ---------------------------------------------------------------- colour data
+
+def _field_values(g: _Group) -> dict[str, list]:
+    """The per-row fields of a group as compact JSON lists."""
+    out: dict[str, list] = {}
+    m = g.first
+    for f in ("prediction", "correct", "confidence", "suspect"):
+        v = m.field(f)
+        if v is None:
+            continue
+        if f == "prediction":
+            out[f] = np.asarray(v).astype(int).tolist()
+        elif f == "correct":
+            out[f] = np.asarray(v).astype(int).tolist()
+        else:
+            out[f] = np.round(np.asarray(v, dtype=np.float64), 4).tolist()
+    return out
+
+
+def _color_tables(g: _Group) -> dict[str, list[str]]:
+    """The colour table of each field the group has; the page picks a
+    point's row of it as :func:`colors.field_colors` does."""
+    class_table = [c if c is not None else OTHER_COLOR for c in g.colors]
+    tables: dict[str, list[str]] = {"label": class_table}
+    avail = g.available()
+    if "prediction" in avail:
+        tables["prediction"] = class_table
+    if "correct" in avail:
+        tables["correct"] = [CORRECT_COLOR, WRONG_COLOR]
+    for f in ("confidence", "suspect"):
+        if f in avail:
+            tables[f] = cmap_table(FIELD_CMAPS[f])
+    return tables
+
+
+def _continuous_index(g: _Group) -> dict[str, list[int]]:
+    """Each point's row of a continuous field's colour table, as the static
+    figures pick it (so that the page draws exactly their colours)."""
+    out = {}
+    for f in ("confidence", "suspect"):
+        v = g.first.field(f)
+        if v is not None:
+            out[f] = field_colors(f, v, g.colors).index.astype(int).tolist()
+    return out
+
+
+def _initial_style(g: _Group, field: str):
+    """(colour, alpha) columns of the page's first colouring."""
+    if field not in g.available():
+        field = "label"
+    fc = field_colors(field, g.first.field(field), g.colors, g.class_names,
+                      alpha=1.0 if g.n <= 2000 else 0.8)
+    return [fc.table[i] for i in fc.index], fc.alpha.astype(np.float32)
 
 
 # ---------------------------------------------------------------- bokeh (1-D, 2-D)
@@ -164,9 +300,9 @@ def _point_px(n: int) -> float:
 
 
 def _bokeh_figure(k: int, m: MapData, g: _Group, pixelated: bool):
-    from bokeh.models import (BoxSelectTool, CDSView, FixedTicker, GroupFilter, HoverTool,
-                              Legend, LegendItem, PanTool, Range1d, ResetTool, SaveTool,
-                              WheelZoomTool)
+    from bokeh.models import (BoxSelectTool, CDSView, CustomJS, FixedTicker, GroupFilter,
+                              HoverTool, LassoSelectTool, Legend, LegendItem, PanTool, Range1d,
+                              ResetTool, SaveTool, WheelZoomTool)
     from bokeh.plotting import figure
 
     xy = normalize_coords(m.coords)
@@ -185,7 +321,7 @@ def _bokeh_figure(k: int, m: MapData, g: _Group, pixelated: bool):
     pan = PanTool()
     p = figure(frame_width=FRAME_PX, frame_height=FRAME_PX if m.dim == 2 else FRAME_PX // 2,
                x_range=Range1d(*LIMITS), y_range=y_range, output_backend="webgl",
-               tools=[pan, wheel, BoxSelectTool(), ResetTool(), SaveTool()],
+               tools=[pan, wheel, BoxSelectTool(), LassoSelectTool(), ResetTool(), SaveTool()],
                toolbar_location="above", name=f"map{k}")
     p.toolbar.active_drag = pan
     p.toolbar.active_scroll = wheel
@@ -202,24 +338,25 @@ def _bokeh_figure(k: int, m: MapData, g: _Group, pixelated: bool):
         p.yaxis.minor_tick_line_color = None
 
     size = _point_px(m.n)
-    alpha = 1.0 if m.n <= 2000 else 0.8
     present = np.unique(g.labels)
     items, renderers = [], []
+    style = dict(size=size, fill_color="color", fill_alpha="alpha", line_color="#000000",
+                 line_width="lw")
+
+    def view(group: int):
+        # the class's points, less the classes the page's class list hides
+        return CDSView(filter=GroupFilter(column_name="key", group=group) & g.visible)
+
     # one renderer per coloured class (so the legend can hide it), one for
     # all grey classes; "key" is the class index, or -1 for grey classes
     if g.has_grey:
-        r = p.scatter(xcol, ycol, source=g.source, size=size, fill_color=OTHER_COLOR,
-                      line_color=None, fill_alpha=0.5,
-                      view=CDSView(filter=GroupFilter(column_name="key", group=-1)))
+        r = p.scatter(xcol, ycol, source=g.source, view=view(-1), **style)
         renderers.append(r)
         other_item = LegendItem(label=OTHER_LABEL, renderers=[r])
     for c in present:
-        color = g.colors[c]
-        if color is None:
+        if g.colors[c] is None:
             continue
-        r = p.scatter(xcol, ycol, source=g.source, size=size, fill_color=color, line_color=None,
-                      fill_alpha=alpha,
-                      view=CDSView(filter=GroupFilter(column_name="key", group=int(c))))
+        r = p.scatter(xcol, ycol, source=g.source, view=view(int(c)), **style)
         renderers.append(r)
         items.append(LegendItem(label=short_name(g.class_names[c], 28), renderers=[r]))
     if g.has_grey:
@@ -228,8 +365,9 @@ def _bokeh_figure(k: int, m: MapData, g: _Group, pixelated: bool):
     legend = Legend(items=items, click_policy="hide", location="top_left",
                     label_text_font_size="8pt", glyph_height=12, glyph_width=12, spacing=0,
                     padding=4, ncols=max(1, math.ceil(len(items) / 40)),
-                    title="click to hide", title_text_font_size="8pt")
+                    title="click to hide", title_text_font_size="8pt", name=f"vt-legend-{k}")
     p.add_layout(legend, "right")
+    p.js_on_event("tap", CustomJS(code=f"if (window.vistsnePage) window.vistsnePage.tap({k}, cb_obj);"))
     return p
 
 
@@ -239,210 +377,40 @@ def _viewer_html(k: int, m: MapData, g: _Group) -> str:
     xyz = normalize_coords(m.coords) - 0.5
     data = {"x": np.round(xyz[:, 0], 4).tolist(), "y": np.round(xyz[:, 1], 4).tolist(),
             "z": np.round(xyz[:, 2], 4).tolist(), "r": _point_px(m.n) / 2}
-    return (f'<div class="vt3d" id="vt3d-{k}" data-src="vt3d-data-{k}" '
+    return (f'<div class="vt3d" id="vt3d-{k}" data-k="{k}" data-src="vt3d-data-{k}" '
             f'data-pool="vt-pool-{g.gid}">'
             f'<div class="vt3d-main"><canvas width="{FRAME_PX}" height="{FRAME_PX}" '
             f'style="width:{FRAME_PX}px;height:{FRAME_PX}px"></canvas>'
             '<div class="vt3d-legend"><div class="vt3d-legend-title">click to hide</div></div>'
             '</div><div class="vt3d-help">3-D map: drag to rotate, wheel to zoom, '
-            'double-click to reset, hover for the image</div>'
+            'double-click to reset, hover for the image, click to pin</div>'
             '<div class="vt3d-tip" hidden></div></div>'
             f'<script type="application/json" id="vt3d-data-{k}">{_json_for_script(data)}</script>')
 
 
 def _pool_html(g: _Group) -> str:
-    pool = {"lab": g.labels.astype(int).tolist(), "idx": g.index.astype(np.int64).tolist(),
-            "img": g.uris, "names": g.class_names, "colors": g.colors,
-            "other_color": OTHER_COLOR, "other_label": OTHER_LABEL}
+    """Everything the page's script knows about a group's points. The
+    thumbnails are here only when a 3-D viewer needs them (bokeh maps keep
+    theirs in their data source)."""
+    pool = {"n": g.n, "lab": g.labels.astype(int).tolist(),
+            "idx": g.index.astype(np.int64).tolist(),
+            "img": g.uris if g.has_3d else None, "has_img": g.uris is not None,
+            "names": g.class_names, "colors": g.colors,
+            "other_color": OTHER_COLOR, "other_label": OTHER_LABEL,
+            "paths": g.paths, "fields": _field_values(g), "tables": _color_tables(g),
+            "cidx": _continuous_index(g),
+            "bokeh": g.has_bokeh}
     return f'<script type="application/json" id="vt-pool-{g.gid}">{_json_for_script(pool)}</script>'
 
 
-_CSS = """
-<style>
-  body.vt { font: 14px/1.4 sans-serif; color: #222; margin: 16px 24px; height: auto;
-            display: block; }
-  .vt h1 { font-size: 20px; margin: 0 0 8px; }
-  .vt h2 { font-size: 16px; margin: 28px 0 2px; }
-  .vt .vt-name { color: #777; font-size: 12px; margin-bottom: 6px; }
-  .vt nav a { margin-right: 12px; }
-  .vt table.vt-info { border-collapse: collapse; font-size: 12px; margin: 4px 0 10px; }
-  .vt table.vt-info th { text-align: left; font-weight: normal; color: #666;
-                         padding: 1px 12px 1px 0; }
-  .vt table.vt-info td { padding: 1px 0; }
-  .vt3d { position: relative; display: inline-block; }
-  .vt3d-main { display: flex; align-items: flex-start; }
-  .vt3d canvas { border: 1px solid #ddd; cursor: grab; touch-action: none; }
-  .vt3d-legend { font-size: 11px; margin-left: 10px; max-height: 700px; overflow-y: auto;
-                 columns: auto 160px; }
-  .vt3d-legend-title { font-weight: bold; margin-bottom: 2px; }
-  .vt3d-legend div.item { cursor: pointer; white-space: nowrap; user-select: none; }
-  .vt3d-legend div.item.off { opacity: 0.35; }
-  .vt3d-legend span.sw { display: inline-block; width: 10px; height: 10px;
-                         border-radius: 50%; margin-right: 4px; vertical-align: -1px; }
-  .vt3d-help { font-size: 11px; color: #777; }
-  .vt3d-tip { position: absolute; pointer-events: none; background: #fff; border: 1px solid #aaa;
-              border-radius: 3px; padding: 4px; font-size: 12px; box-shadow: 0 1px 4px #0003;
-              z-index: 10; }
-  .vt3d-tip img { display: block; width: 64px; height: 64px; object-fit: contain; }
-  .vt3d-tip .cls { font-weight: bold; }
-</style>
-"""
+def _neighbors_html(k: int, m: MapData) -> str:
+    if m.neighbors is None:
+        return ""
+    nb = np.asarray(m.neighbors).astype(int).tolist()
+    return f'<script type="application/json" id="vt-nb-{k}">{_json_for_script(nb)}</script>'
 
-# The 3-D viewer: plain canvas 2-D drawing, orthographic projection, points
-# painted back to front. window.vistsne3d lists the viewers (used by tests).
-_VIEWER_JS = r"""
-(function () {
-  "use strict";
-  function readJSON(id) { return JSON.parse(document.getElementById(id).textContent); }
-  function Viewer(root) {
-    var d = readJSON(root.dataset.src), pool = readJSON(root.dataset.pool);
-    var n = d.x.length, radius = d.r;
-    var canvas = root.querySelector("canvas"), ctx = canvas.getContext("2d");
-    var tip = root.querySelector(".vt3d-tip"), legendEl = root.querySelector(".vt3d-legend");
-    var k = pool.names.length, hidden = new Uint8Array(k);
-    var grey = pool.colors.map(function (c) { return c === null; });
-    var fill = pool.colors.map(function (c) { return c === null ? pool.other_color : c; });
-    var sx = new Float32Array(n), sy = new Float32Array(n), sz = new Float32Array(n);
-    var order = new Uint32Array(n);
-    for (var i = 0; i < n; i++) order[i] = i;
-    var home = {yaw: -0.7, pitch: 0.45, zoom: 1.0};
-    var view = {yaw: home.yaw, pitch: home.pitch, zoom: home.zoom};
-    var W = canvas.clientWidth || canvas.width, H = canvas.clientHeight || canvas.height;
-    var dpr = window.devicePixelRatio || 1;
-    canvas.width = Math.round(W * dpr); canvas.height = Math.round(H * dpr);
-    var pending = false, drag = null;
 
-    function rotate(x, y, z) {
-      var cy = Math.cos(view.yaw), sy_ = Math.sin(view.yaw);
-      var cp = Math.cos(view.pitch), sp = Math.sin(view.pitch);
-      var x1 = cy * x + sy_ * z, z1 = -sy_ * x + cy * z;
-      return [x1, cp * y - sp * z1, sp * y + cp * z1];
-    }
-    function project() {
-      var s = Math.min(W, H) * 0.58 * view.zoom, cx = W / 2, cy = H / 2;
-      for (var i = 0; i < n; i++) {
-        var p = rotate(d.x[i], d.y[i], d.z[i]);
-        sx[i] = cx + s * p[0]; sy[i] = cy - s * p[1]; sz[i] = p[2];
-      }
-      order.sort(function (a, b) { return sz[a] - sz[b]; });
-    }
-    function drawCube() {
-      var s = Math.min(W, H) * 0.58 * view.zoom, cx = W / 2, cy = H / 2, h = 0.5;
-      var c = [], e = [[0,1],[2,3],[4,5],[6,7],[0,2],[1,3],[4,6],[5,7],[0,4],[1,5],[2,6],[3,7]];
-      for (var a = 0; a < 8; a++) {
-        var p = rotate(a & 1 ? h : -h, a & 2 ? h : -h, a & 4 ? h : -h);
-        c.push([cx + s * p[0], cy - s * p[1]]);
-      }
-      ctx.strokeStyle = "#dddddd"; ctx.lineWidth = 1; ctx.beginPath();
-      e.forEach(function (q) { ctx.moveTo(c[q[0]][0], c[q[0]][1]); ctx.lineTo(c[q[1]][0], c[q[1]][1]); });
-      ctx.stroke();
-    }
-    function draw() {
-      pending = false;
-      project();
-      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-      ctx.fillStyle = "#ffffff"; ctx.fillRect(0, 0, W, H);
-      drawCube();
-      for (var j = 0; j < n; j++) {
-        var i = order[j], l = pool.lab[i];
-        if (hidden[l]) continue;
-        ctx.globalAlpha = grey[l] ? 0.5 : 0.85;
-        ctx.fillStyle = fill[l];
-        ctx.beginPath(); ctx.arc(sx[i], sy[i], radius, 0, 6.2832); ctx.fill();
-      }
-      ctx.globalAlpha = 1;
-    }
-    function redraw() { if (!pending) { pending = true; requestAnimationFrame(draw); } }
-    function nearest(x, y) {
-      var best = -1, bestD = (radius + 4) * (radius + 4);
-      for (var i = 0; i < n; i++) {
-        if (hidden[pool.lab[i]]) continue;
-        var dx = sx[i] - x, dy = sy[i] - y, dd = dx * dx + dy * dy;
-        if (dd < bestD || (dd === bestD && best >= 0 && sz[i] > sz[best])) { best = i; bestD = dd; }
-      }
-      return best;
-    }
-    function showTip(i, x, y) {
-      if (i < 0) { tip.hidden = true; return; }
-      tip.replaceChildren();
-      if (pool.img) {
-        var im = document.createElement("img"); im.src = pool.img[i]; im.alt = "thumbnail";
-        tip.appendChild(im);
-      }
-      var c = document.createElement("div"); c.className = "cls";
-      c.textContent = pool.names[pool.lab[i]]; tip.appendChild(c);
-      var t = document.createElement("div"); t.textContent = "dataset index " + pool.idx[i];
-      tip.appendChild(t);
-      tip.style.left = (canvas.offsetLeft + x + 14) + "px";
-      tip.style.top = (canvas.offsetTop + y + 14) + "px";
-      tip.hidden = false;
-    }
-    function local(ev) {
-      var r = canvas.getBoundingClientRect();
-      return [ev.clientX - r.left, ev.clientY - r.top];
-    }
-    canvas.addEventListener("mousedown", function (ev) {
-      drag = {x: ev.clientX, y: ev.clientY, yaw: view.yaw, pitch: view.pitch};
-      tip.hidden = true; canvas.style.cursor = "grabbing"; ev.preventDefault();
-    });
-    window.addEventListener("mouseup", function () { drag = null; canvas.style.cursor = "grab"; });
-    window.addEventListener("mousemove", function (ev) {
-      if (!drag) return;
-      view.yaw = drag.yaw + (ev.clientX - drag.x) * 0.01;
-      view.pitch = Math.max(-1.55, Math.min(1.55, drag.pitch + (ev.clientY - drag.y) * 0.01));
-      redraw();
-    });
-    canvas.addEventListener("mousemove", function (ev) {
-      if (drag) return;
-      var p = local(ev); showTip(nearest(p[0], p[1]), p[0], p[1]);
-    });
-    canvas.addEventListener("mouseleave", function () { tip.hidden = true; });
-    canvas.addEventListener("wheel", function (ev) {
-      ev.preventDefault();
-      view.zoom = Math.max(0.2, Math.min(20, view.zoom * Math.exp(-ev.deltaY * 0.0015)));
-      tip.hidden = true; redraw();
-    }, {passive: false});
-    canvas.addEventListener("dblclick", function () {
-      view.yaw = home.yaw; view.pitch = home.pitch; view.zoom = home.zoom; redraw();
-    });
-
-    var present = new Uint8Array(k);
-    for (var q = 0; q < n; q++) present[pool.lab[q]] = 1;
-    function legendItem(label, color, classes) {
-      var it = document.createElement("div"); it.className = "item";
-      var sw = document.createElement("span"); sw.className = "sw"; sw.style.background = color;
-      it.appendChild(sw); it.appendChild(document.createTextNode(label));
-      it.addEventListener("click", function () {
-        var off = !it.classList.contains("off");
-        it.classList.toggle("off", off);
-        classes.forEach(function (c) { hidden[c] = off ? 1 : 0; });
-        tip.hidden = true; redraw();
-      });
-      legendEl.appendChild(it);
-    }
-    var others = [];
-    for (var c = 0; c < k; c++) {
-      if (!present[c]) continue;
-      if (grey[c]) others.push(c); else legendItem(pool.names[c], fill[c], [c]);
-    }
-    if (others.length) legendItem(pool.other_label, pool.other_color, others);
-
-    draw();
-    return {
-      root: root, n: n,
-      screenPos: function (i) {
-        var r = canvas.getBoundingClientRect();
-        return {x: r.left + sx[i], y: r.top + sy[i]};
-      },
-      redraw: draw
-    };
-  }
-  window.vistsne3d = [];
-  document.querySelectorAll(".vt3d").forEach(function (root) {
-    window.vistsne3d.push(Viewer(root));
-  });
-})();
-"""
+# ---------------------------------------------------------------- the page
 
 _TEMPLATE = """
 {% from macros import embed %}
@@ -450,40 +418,106 @@ _TEMPLATE = """
 {% block postamble %}{{ page_css }}{% endblock %}
 {% block body %}
 <body class="vt">
-{% block inner_body %}{{ super() }}{% if has_3d %}<script>{{ viewer_js }}</script>{% endif %}
+{% block inner_body %}{{ super() }}<script>{{ viewer_js }}</script>{% if has_bokeh %}<script>{{ bokeh_bind_js }}</script>{% endif %}<script>{{ page_js }}</script>
 {% endblock %}
 </body>
 {% endblock %}
 {% block contents %}
 {{ page_head }}
+<main class="vt-main">
+<div class="vt-maps">
 {% for sec in sections %}
-<section>
+<section class="vt-map" id="vt-map-{{ sec.k }}" data-k="{{ sec.k }}"{% if sec.hidden %} hidden{% endif %}>
 {{ sec.header }}
-{% if sec.root %}{{ embed(roots[sec.root]) }}{% else %}{{ sec.viewer }}{% endif %}
+<div class="vt-plot">{% if sec.root %}{{ embed(roots[sec.root]) }}{% else %}{{ sec.viewer }}{% endif %}</div>
+{{ sec.about }}
 </section>
 {% endfor %}
+</div>
+{{ side }}
+</main>
 {{ pools }}
 {% endblock %}
 """
 
 
+def _page_head(page_title: str, stages: list[str], fields: list[str], color_by: str) -> str:
+    stage_buttons = "".join(
+        f'<button type="button" class="vt-stage" data-stage="{html.escape(s)}">'
+        f'{html.escape(s)}</button>' for s in stages)
+    options = "".join(
+        f'<option value="{f}"{" selected" if f == color_by else ""}>'
+        f'{html.escape(FIELD_TITLES[f])}</option>' for f in fields)
+    return (
+        '<header class="vt-bar">'
+        f'<div class="vt-title" title="{html.escape(page_title)}">{html.escape(page_title)}</div>'
+        '<div class="vt-controls">'
+        f'<div class="vt-stages" role="group" aria-label="stage"{"" if len(stages) > 1 else " hidden"}>'
+        f'<span class="vt-label">stage</span>{stage_buttons}</div>'
+        '<label class="vt-variant-box" hidden><span class="vt-label">map</span>'
+        '<select class="vt-variant"></select></label>'
+        '<label><span class="vt-label">colour</span>'
+        f'<select class="vt-color">{options}</select></label>'
+        '<label class="vt-search-box"><span class="vt-label">search</span>'
+        '<input type="search" class="vt-search" placeholder="class name or file path" '
+        'autocomplete="off" spellcheck="false"></label>'
+        '<span class="vt-search-count" aria-live="polite"></span>'
+        '</div></header>')
+
+
+_SIDE = """
+<aside class="vt-side">
+<div class="vt-key"></div>
+<div class="vt-pin" hidden>
+  <div class="vt-pin-head"><b>pinned point</b>
+    <button type="button" class="vt-unpin" title="unpin">&times;</button></div>
+  <div class="vt-pin-main"><img class="vt-pin-img" alt="pinned thumbnail"><dl class="vt-pin-info"></dl></div>
+  <div class="vt-nb-title"></div>
+  <div class="vt-nbs"></div>
+</div>
+<div class="vt-pin-help">click a point to pin it: its image, path, prediction and
+ nearest neighbours in feature space</div>
+<div class="vt-sel">
+  <div><span class="vt-sel-count">no points selected</span>
+  <button type="button" class="vt-export" disabled>export selection (CSV)</button></div>
+  <div class="vt-hint">select with the box or lasso tool (toolbar above the map);
+   shift-drag adds to the selection</div>
+</div>
+<details class="vt-classes" open>
+  <summary>classes <span class="vt-class-count"></span></summary>
+  <div class="vt-class-tools">
+    <input type="search" class="vt-class-filter" placeholder="filter classes" autocomplete="off">
+    <button type="button" class="vt-class-all" title="show the classes listed">all</button>
+    <button type="button" class="vt-class-none" title="hide the classes listed">none</button>
+  </div>
+  <div class="vt-class-list"></div>
+</details>
+</aside>
+"""
+
+
 def render_html(maps: Sequence[MapData], out_path, *, title: str | None = None,
-                progress: bool = True, show: bool = False) -> Path:
+                progress: bool = True, show: bool = False, color_by: str = "label") -> Path:
     """Write one self-contained interactive page for ``maps`` to ``out_path``.
 
     ``title``: the page heading (default: the first map's title, or a count).
     ``show``: also open the page in a web browser where a display exists.
+    ``color_by``: the colour field the page opens with (the first map must
+    have it; the page's switch offers every field the maps have).
     """
     from bokeh.core.templates import FILE, MACROS, get_env
     from bokeh.embed import file_html
-    from bokeh.models import ColumnDataSource
+    from bokeh.models import BooleanFilter, ColumnDataSource
     from bokeh.resources import INLINE
+
+    from .html_assets import BOKEH_BIND_JS, PAGE_CSS, PAGE_JS, VIEWER_JS
 
     maps = list(maps)
     if not maps:
         raise RenderError("no maps to put in the HTML page", "pass at least one map")
     for m in maps:
         m.check()
+    maps[0].color_field(color_by)  # an unknown or missing field: one line, before any work
     out_path = Path(out_path)
     if out_path.suffix.lower() not in (".html", ".htm"):
         out_path = out_path.with_name(out_path.name + ".html")
@@ -498,6 +532,10 @@ def render_html(maps: Sequence[MapData], out_path, *, title: str | None = None,
             g.colors = class_colors(m.class_names, m.counts())
             groups.append(g)
         group_of.append(g)
+        if m.dim == 3:
+            g.has_3d = True
+        else:
+            g.has_bokeh = True
 
     total = sum(g.n for g in groups if g.thumbs is not None)
     side = thumbnail_side(total)
@@ -517,36 +555,70 @@ def render_html(maps: Sequence[MapData], out_path, *, title: str | None = None,
         g.columns["key"] = np.where(grey[g.labels], -1, g.labels).astype(np.int32)
         if g.uris is not None:
             g.columns["img"] = g.uris
-        g.source = ColumnDataSource(data={})
+        g.columns["color"], g.columns["alpha"] = _initial_style(g, color_by)
+        g.columns["lw"] = np.zeros(g.n, dtype=np.float32)
+        g.source = ColumnDataSource(data={}, name=f"vt-src-{g.gid}")
+        g.visible = BooleanFilter(name=f"vt-vis-{g.gid}")
 
-    sections, figures, has_3d = [], [], False
+    # stages in the order of their first map; a stage's maps in the order given
+    stages: list[str] = []
+    for m in maps:
+        if _stage_of(m) not in stages:
+            stages.append(_stage_of(m))
+    variants: dict[int, str] = {}
+    for s in stages:
+        members = [k for k, m in enumerate(maps) if _stage_of(m) == s]
+        for k, label in zip(members, _variant_labels([maps[k] for k in members])):
+            variants[k] = label
+
+    sections, figures = [], []
     for k, (m, g) in enumerate(zip(maps, group_of)):
-        sec = {"header": _header_html(k, m), "root": None, "viewer": ""}
+        header = (f'<h2 class="vt-map-title" title="{html.escape(str(m.title))}">'
+                  f'{html.escape(str(m.title))}</h2>')
+        sec = {"k": k, "header": header, "root": None, "viewer": "", "about": _map_about(m),
+               "hidden": k != 0}
         if m.dim == 3:
             sec["viewer"] = _viewer_html(k, m, g)
-            has_3d = True
         else:
             figures.append(_bokeh_figure(k, m, g, pixelated))
             sec["root"] = f"map{k}"
         sections.append(sec)
     for g in groups:
         g.source.data = g.columns
+        if g.has_bokeh:
+            from bokeh.models import CustomJS
+            g.source.selected.js_on_change("indices", CustomJS(
+                code=f"if (window.vistsnePage) window.vistsnePage.selectionChanged({g.gid});"))
 
+    fields = [f for f in COLOR_FIELDS if any(f in g.available() for g in groups)]
     page_title = title if title is not None else (
         maps[0].title if len(maps) == 1 else f"{len(maps)} t-SNE maps")
-    nav = ""
-    if len(maps) > 1:
-        nav = "<nav>" + "".join(f'<a href="#map-{k}">{html.escape(m.name)}</a>'
-                                for k, m in enumerate(maps)) + "</nav>"
+    page_data = {
+        "maps": [{"k": k, "gid": g.gid, "dim": m.dim, "stage": _stage_of(m),
+                  "variant": variants[k], "name": m.name, "n": m.n,
+                  "has_nb": m.neighbors is not None,
+                  "fields": g.available()} for k, (m, g) in enumerate(zip(maps, group_of))],
+        "stages": stages, "fields": fields, "color_by": color_by,
+        "field_titles": FIELD_TITLES,
+        "missing": {f: FIELD_MISSING_WHY[f] + "; " + FIELD_HINT.format(command=FIELD_HINT_COMMAND)
+                    for f in FIELD_MISSING_WHY},
+        "dim_alpha": DIM_ALPHA, "pixelated": pixelated,
+        "other_color": OTHER_COLOR,
+    }
+    pools = "".join(_pool_html(g) for g in groups)
+    pools += "".join(_neighbors_html(k, m) for k, m in enumerate(maps))
+    pools += f'<script type="application/json" id="vt-page">{_json_for_script(page_data)}</script>'
     variables = {
         "page_title": html.escape(str(page_title)),
-        "page_css": _CSS,
-        "page_head": f"<h1>{html.escape(str(page_title))}</h1>{nav}",
+        "page_css": PAGE_CSS,
+        "page_head": _page_head(str(page_title), stages, fields, color_by),
         "sections": sections,
-        "pools": "".join(_pool_html(g) for g in groups
-                         if any(m.dim == 3 for m, gg in zip(maps, group_of) if gg is g)),
-        "has_3d": has_3d,
-        "viewer_js": _VIEWER_JS,
+        "side": _SIDE,
+        "pools": pools,
+        "viewer_js": VIEWER_JS,
+        "page_js": PAGE_JS,
+        "bokeh_bind_js": BOKEH_BIND_JS,
+        "has_bokeh": bool(figures),
     }
     if figures:
         page = file_html(figures, INLINE, str(page_title), template=_TEMPLATE,
@@ -561,3 +633,4 @@ def render_html(maps: Sequence[MapData], out_path, *, title: str | None = None,
         import webbrowser
         webbrowser.open(out_path.resolve().as_uri())
     return out_path
+

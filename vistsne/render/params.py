@@ -17,6 +17,59 @@ from ..errors import RenderError
 FORMATS = ("png", "svg", "pdf", "html")
 STATIC_FORMATS = ("png", "svg", "pdf")
 
+#: What points can be coloured by: the true class, or one of the per-row
+#: fields of :attr:`MapData.fields` (stored by extract, never computed here).
+COLOR_FIELDS = ("label", "prediction", "correct", "confidence", "suspect")
+#: fields drawn with the fixed class colours (:func:`colors.class_colors`)
+CATEGORICAL_FIELDS = ("label", "prediction")
+#: fields in [0, 1], drawn with a perceptual colormap and a colour bar
+CONTINUOUS_FIELDS = ("confidence", "suspect")
+#: the per-row fields MapData.fields may hold, and the kind of values of each
+FIELD_KINDS = {"prediction": "int", "confidence": "float", "correct": "bool", "suspect": "float"}
+#: what each colour means, in words (colour bar and legend titles, the page's switch)
+FIELD_TITLES = {
+    "label": "true class",
+    "prediction": "predicted class (top-1)",
+    "correct": "top-1 prediction correct or wrong",
+    "confidence": "top-1 confidence (softmax)",
+    "suspect": "suspect score (likely label error)",
+}
+
+#: How to get a field that an entry lacks: the fix half of :func:`missing_field_error`.
+#: The store-level caller can pass its own command (``hints.extract_command_for(meta)``)
+#: in place of ``vistsne extract CONFIG ...``.
+FIELD_HINT = "re-extract with `{command}`"
+FIELD_HINT_COMMAND = "vistsne extract CONFIG ..."
+#: Why a map may lack each field: the first half of :func:`missing_field_error`.
+FIELD_MISSING_WHY = {
+    "prediction": "this entry has no predictions: its model has no classification head, "
+                  "or it was extracted before predictions were stored",
+    "correct": "this entry has no predictions to compare with the labels: its model has no "
+               "classification head, or it was extracted before predictions were stored",
+    "confidence": "this entry has no prediction confidences: its model has no classification "
+                  "head, or it was extracted before predictions were stored",
+    "suspect": "this entry has no suspect scores: its model has no classification head, "
+               "or it was extracted before predictions were stored",
+}
+
+
+def missing_field_error(field: str, name: str | None = None,
+                        command: str | None = None) -> RenderError:
+    """The one-line error for colouring by a field that a map does not have:
+    why (:data:`FIELD_MISSING_WHY`) and how to get it (:data:`FIELD_HINT`
+    with ``command``, default :data:`FIELD_HINT_COMMAND`)."""
+    what = f"map {name} cannot be coloured by {field}" if name else f"cannot colour by {field}"
+    why = FIELD_MISSING_WHY.get(field, f"this entry has no {field} values")
+    return RenderError(f"{what}: {why}",
+                       FIELD_HINT.format(command=command or FIELD_HINT_COMMAND))
+
+
+def color_suffix(params: "RenderParams") -> str:
+    """The file-name token of a colour field: ``""`` for ``label``, else
+    ``"_by-<field>"`` (``m_pre_logits_p30_s0_by-confidence.png``)."""
+    field = params.validate().color_by
+    return "" if field == "label" else f"_by-{field}"
+
 
 def _format_list() -> str:
     return ", ".join(FORMATS)
@@ -31,7 +84,10 @@ class RenderParams:
     :func:`render_map`. ``point_size``: matplotlib marker area in points^2
     (None: automatic from the number of points). ``mosaic``: also write the
     thumbnail mosaic of each 2-D map. ``show``: open windows where a display
-    exists (files are written either way).
+    exists (files are written either way). ``color_by``: what the points'
+    colour shows, one of :data:`COLOR_FIELDS` (the map must have the field:
+    :meth:`MapData.color_field`); file names of non-label colourings carry
+    :func:`color_suffix`.
     """
 
     formats: tuple[str, ...] = ("png",)
@@ -40,8 +96,12 @@ class RenderParams:
     dpi: int = 100
     mosaic: bool = False
     show: bool = False
+    color_by: str = "label"
 
     def validate(self) -> "RenderParams":
+        if self.color_by not in COLOR_FIELDS:
+            raise RenderError(f"unknown colour field {self.color_by!r}",
+                              f"choose from {', '.join(COLOR_FIELDS)}")
         if isinstance(self.formats, str) or not isinstance(self.formats, (tuple, list)):
             raise RenderError(f"formats must be a tuple of names, not {self.formats!r}",
                               f"choose from {_format_list()}")
@@ -93,6 +153,17 @@ class MapData:
     number of points per class; only matters past 60 classes, where it
     decides which classes get colours. When None, the counts of this map's
     labels are used.
+
+    Optional per-row data (None when the entry does not have it):
+
+    - ``fields``: extra colour fields, any of ``prediction`` (int class
+      index, top-1), ``confidence`` (float in [0, 1], top-1 softmax),
+      ``correct`` (bool, prediction == label) and ``suspect`` (float in
+      [0, 1], a likely-label-error score); see :data:`FIELD_KINDS`.
+    - ``paths``: each row's file path relative to the dataset root (or a
+      dataset id), shown and searched on the page and exported with a selection.
+    - ``neighbors``: (N, k) int, k <= 10: indices into this map's rows of
+      each row's nearest neighbours in feature space (shown for a pinned point).
     """
 
     name: str
@@ -105,6 +176,9 @@ class MapData:
     caption: str = ""
     info: dict = field(default_factory=dict)
     class_counts: Sequence[int] | None = None
+    fields: dict[str, np.ndarray] | None = None
+    paths: Sequence[str] | None = None
+    neighbors: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -154,7 +228,92 @@ class MapData:
         if self.class_counts is not None and len(self.class_counts) != k:
             raise RenderError(f"map {name}: {len(self.class_counts)} class counts "
                               f"for {k} classes", "pass one count per class or None")
+        self._check_fields(n, k)
+        if self.paths is not None:
+            if isinstance(self.paths, (str, bytes)) or len(self.paths) != n:
+                got = "a string" if isinstance(self.paths, (str, bytes)) else len(self.paths)
+                raise RenderError(f"map {name}: paths has {got} entries",
+                                  f"expected a list of {n} strings or None")
+            if not all(isinstance(p, str) for p in self.paths):
+                raise RenderError(f"map {name}: paths must be strings",
+                                  "pass each row's path relative to the dataset root")
+        if self.neighbors is not None:
+            nb = np.asarray(self.neighbors)
+            if nb.ndim != 2 or nb.shape[0] != n or not 1 <= nb.shape[1] <= 10 \
+                    or not np.issubdtype(nb.dtype, np.integer):
+                raise RenderError(f"map {name}: neighbors have shape {nb.shape} and type {nb.dtype}",
+                                  f"expected ({n}, k) integers with k from 1 to 10, or None")
+            if nb.min() < 0 or nb.max() >= n:
+                raise RenderError(f"map {name}: neighbors run from {nb.min()} to {nb.max()} "
+                                  f"but the map has {n} rows",
+                                  "pass indices into this map's rows")
         return self
+
+    def _check_fields(self, n: int, k: int) -> None:
+        if self.fields is None:
+            return
+        name = self.name
+        if not isinstance(self.fields, dict):
+            raise RenderError(f"map {name}: fields must be a dict of arrays, not "
+                              f"{type(self.fields).__name__}", "pass {name: array} or None")
+        for key, values in self.fields.items():
+            kind = FIELD_KINDS.get(key)
+            if kind is None:
+                raise RenderError(f"map {name}: unknown field {key!r}",
+                                  f"use any of {', '.join(FIELD_KINDS)}")
+            v = np.asarray(values)
+            if v.shape != (n,):
+                raise RenderError(f"map {name}: field {key} has shape {v.shape}",
+                                  f"expected ({n},), one value per row")
+            if kind == "int":
+                if not np.issubdtype(v.dtype, np.integer) or v.dtype == bool:
+                    raise RenderError(f"map {name}: field {key} has type {v.dtype}",
+                                      "expected integer class indices")
+                if v.min() < 0 or v.max() >= k:
+                    raise RenderError(f"map {name}: field {key} runs from {v.min()} to "
+                                      f"{v.max()} but there are {k} class names",
+                                      "pass class indices into the entry's class list")
+            elif kind == "bool":
+                if v.dtype != bool:
+                    raise RenderError(f"map {name}: field {key} has type {v.dtype}",
+                                      "expected booleans")
+            else:
+                if not np.issubdtype(v.dtype, np.floating):
+                    raise RenderError(f"map {name}: field {key} has type {v.dtype}",
+                                      "expected floats in [0, 1]")
+                if not np.isfinite(v).all() or v.min() < 0 or v.max() > 1:
+                    raise RenderError(f"map {name}: field {key} has values outside [0, 1] "
+                                      "(or NaN)", "pass floats in [0, 1]")
+
+    def field(self, name: str) -> np.ndarray | None:
+        """The values of a colour field (``label``: the labels), or None
+        when the map does not have it. ``correct`` falls back to
+        ``prediction == labels`` when only predictions were given."""
+        if name == "label":
+            return np.asarray(self.labels)
+        fields = self.fields or {}
+        if name in fields:
+            return np.asarray(fields[name])
+        if name == "correct" and "prediction" in fields:
+            return np.asarray(fields["prediction"]) == np.asarray(self.labels)
+        return None
+
+    def available_fields(self) -> tuple[str, ...]:
+        """The colour fields this map has, in :data:`COLOR_FIELDS` order."""
+        return tuple(f for f in COLOR_FIELDS if self.field(f) is not None)
+
+    def color_field(self, name: str, command: str | None = None) -> np.ndarray:
+        """The values of colour field ``name``; a one-line RenderError when
+        the name is unknown or the map does not have it (see
+        :func:`missing_field_error`; ``command`` is the extract command its
+        hint names)."""
+        if name not in COLOR_FIELDS:
+            raise RenderError(f"unknown colour field {name!r}",
+                              f"choose from {', '.join(COLOR_FIELDS)}")
+        values = self.field(name)
+        if values is None:
+            raise missing_field_error(name, self.name, command)
+        return values
 
     def counts(self) -> np.ndarray:
         if self.class_counts is not None:

@@ -16,10 +16,10 @@ import numpy as np
 
 from ..errors import RenderError
 from ..progress import Progress
-from .colors import OTHER_COLOR, OTHER_LABEL, class_colors, rgba_table
+from .colors import OTHER_COLOR, OTHER_LABEL, FieldColors, class_colors, field_colors
 from .common import LIMITS, as_rgb_uint8, atomic_write, pil_font, short_name, strip_rows
-from .params import (STATIC_FORMATS, MapData, RenderParams, check_out_dir, normalize_coords,
-                     show_available)
+from .params import (FIELD_TITLES, STATIC_FORMATS, MapData, RenderParams, check_out_dir,
+                     normalize_coords, show_available)
 from .titles import MatplotlibMeasure, fit_text, pil_measure
 
 # Layout of a single map, in inches: a square figure holding a square axes
@@ -102,13 +102,74 @@ def _legend_layout(entries: list[tuple[str, str]]) -> tuple[int, float]:
     return ncol, ncol * col_w + 0.25
 
 
-def _add_legend(fig, entries, x_frac: float, ncol: int) -> None:
+def _add_legend(fig, entries, x_frac: float, ncol: int, title: str | None = None) -> None:
     from matplotlib.lines import Line2D
     handles = [Line2D([], [], linestyle="", marker="o", markersize=6, markeredgewidth=0,
                       color=color, label=label) for label, color in entries]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(x_frac, 0.5),
                frameon=False, fontsize=_LEGEND_FONT, ncol=ncol, handletextpad=0.3,
-               columnspacing=0.8, borderaxespad=0.0)
+               columnspacing=0.8, borderaxespad=0.0, title=title,
+               title_fontsize=_LEGEND_FONT + 1 if title else None,
+               alignment="left")
+
+
+# ---------------------------------------------------------------- colour fields
+
+# A continuous field's colour bar, in inches: the bar, the gap before it and
+# the room its tick labels and title take to its right.
+_CBAR_W_IN = 0.18
+_CBAR_GAP_IN = 0.25
+_CBAR_TEXT_IN = 0.75
+CBAR_BAND_IN = _CBAR_GAP_IN + _CBAR_W_IN + _CBAR_TEXT_IN
+
+
+def map_field_colors(m: MapData, field: str, class_cols: Sequence[str | None] | None = None,
+                     *, alpha: float | None = None) -> FieldColors:
+    """The colours of ``m``'s points for colour field ``field`` (a one-line
+    RenderError when the map lacks it). ``class_cols``: the class colours to
+    use (default: :func:`class_colors` of ``m``)."""
+    values = m.color_field(field)
+    if class_cols is None:
+        class_cols = class_colors(m.class_names, m.counts())
+    return field_colors(field, values, class_cols, m.class_names,
+                        alpha=_alpha_for(m.n) if alpha is None else alpha)
+
+
+def _field_legend(fc: FieldColors, legend: bool) -> tuple[list[tuple[str, str]], str | None]:
+    """(entries, title) of the legend of a map coloured by ``fc``: the
+    classes when ``legend`` (label, prediction), the two colours of
+    ``correct`` always; none for a continuous field (it gets a colour bar)."""
+    if fc.kind == "binary":
+        return fc.entries, "top-1 prediction"
+    if fc.kind == "categorical" and legend:
+        entries = [(label if label == OTHER_LABEL else short_name(label), color)
+                   for label, color in fc.entries]
+        return entries, ("predicted class" if fc.field == "prediction" else None)
+    return [], None
+
+
+def _add_colorbar(fig, rect, field: str, cmap: str, fontsize: float = 8.0):
+    """A vertical colour bar for a field in [0, 1] at ``rect`` (figure
+    fraction), titled with what the colour is (:data:`FIELD_TITLES`)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    cax = fig.add_axes(rect)
+    bar = fig.colorbar(ScalarMappable(norm=Normalize(0.0, 1.0), cmap=cmap), cax=cax)
+    bar.set_label(FIELD_TITLES[field], fontsize=fontsize + 1)
+    bar.ax.tick_params(labelsize=fontsize)
+    bar.outline.set_linewidth(0.5)
+    return cax
+
+
+def with_field_phrase(title: str, field: str) -> tuple[str, list[int] | None]:
+    """A map's title with the colour field as its last phrase (for non-label
+    fields) and the drop order that keeps that phrase until the first one goes."""
+    if field == "label" or not title:
+        return title, None
+    from .titles import SEPARATOR, split_phrases
+    phrases = split_phrases(title) + [f"colour: {FIELD_TITLES[field]}"]
+    n = len(phrases)
+    return SEPARATOR.join(phrases), list(range(n - 2, 0, -1)) + [n - 1]
 
 
 def _new_figure(width_in: float, height_in: float, dpi: int, pyplot: bool):
@@ -128,12 +189,14 @@ def _showing(params: RenderParams) -> bool:
 _TITLE_TOP_IN = 0.08  # from the top of the figure to the top of its title
 
 
-def fit_map_title(title: str, dpi: int, axes_in: float = _AXES_IN):
+def fit_map_title(title: str, dpi: int, axes_in: float = _AXES_IN,
+                  drop_order: Sequence[int] | None = None):
     """The title of a one-map figure laid out over the width of its axes
     (``axes_in`` inches) and in the band above it (see :func:`titles.fit_text`)."""
     measure = MatplotlibMeasure(dpi)
     return fit_text(title, measure, axes_in * dpi, (_TITLE_IN - _TITLE_TOP_IN - 0.04) * dpi,
-                    fontsize=_TITLE_PT[0], min_fontsize=_TITLE_PT[1], max_lines=3)
+                    fontsize=_TITLE_PT[0], min_fontsize=_TITLE_PT[1], max_lines=3,
+                    drop_order=drop_order)
 
 
 def _fit_common(texts: Sequence[str], measure, width: float, height: float | None,
@@ -180,13 +243,14 @@ def _style_axes(ax, dim: int) -> None:
         spine.set_linewidth(0.6)
 
 
-def _draw_map(fig, rect, m: MapData, colors, size: float, rasterize: bool,
+def _draw_map(fig, rect, m: MapData, fc: FieldColors, size: float, rasterize: bool,
               title: str | None, title_fontsize: float):
-    """Draw the points of ``m`` in a new axes at ``rect`` (figure fraction)."""
+    """Draw the points of ``m`` in a new axes at ``rect`` (figure fraction),
+    coloured by ``fc`` (:func:`map_field_colors`)."""
     labels = np.asarray(m.labels)
     xyz = normalize_coords(m.coords)
-    rgba = rgba_table(colors, alpha=_alpha_for(m.n))[labels]
-    order = draw_order(labels, colors)
+    rgba = fc.rgba()
+    order = fc.order
     dim = m.dim
     if dim == 3:
         ax = fig.add_axes(rect, projection="3d")
@@ -222,14 +286,25 @@ def _draw_map(fig, rect, m: MapData, colors, size: float, rasterize: bool,
 def build_map_figure(m: MapData, params: RenderParams, *, pyplot: bool = False):
     """The matplotlib Figure of one map (not saved). The points are one
     ``PathCollection`` on ``fig.axes[0]``, drawn in :func:`draw_order` with
-    face colours from :func:`class_colors` of ``m.class_names``."""
+    face colours from :func:`class_colors` of ``m.class_names``.
+
+    ``params.color_by`` other than ``label`` colours by that field of
+    ``m.fields`` instead: ``prediction`` with the class colours, ``correct``
+    with two colours and a legend with counts, ``confidence`` and ``suspect``
+    with a colormap and a colour bar at the right; the title then ends with
+    the colour's meaning."""
     params = params.validate()
     m.check()
     colors = class_colors(m.class_names, m.counts())
+    fc = map_field_colors(m, params.color_by, colors)
     present = np.unique(np.asarray(m.labels))
-    entries = _legend_entries(colors, m.class_names, present) if params.legend else []
+    entries, legend_title = _field_legend(fc, params.legend)
     ncol, legend_w = _legend_layout(entries)
+    if legend_title:
+        legend_w = max(legend_w, len(legend_title) * (_LEGEND_FONT + 1) * 0.6 / 72 + 0.25)
     width = MAP_SIDE_IN + (legend_w + 0.1 if entries else 0.0)
+    if fc.kind == "continuous":
+        width += CBAR_BAND_IN
     fig = _new_figure(width, MAP_SIDE_IN, params.dpi, pyplot)
 
     left_in, axes_w = _LEFT_IN, _AXES_IN
@@ -239,13 +314,20 @@ def build_map_figure(m: MapData, params: RenderParams, *, pyplot: bool = False):
         left_in, axes_w = label_in, _AXES_IN - (label_in - _LEFT_IN)
     rect = (left_in / width, _BOTTOM_IN / MAP_SIDE_IN, axes_w / width, _AXES_IN / MAP_SIDE_IN)
     size = float(params.point_size) if params.point_size else auto_point_size(m.n)
-    _draw_map(fig, rect, m, colors, size, rasterize=m.n > 5000, title=None, title_fontsize=0)
+    _draw_map(fig, rect, m, fc, size, rasterize=m.n > 5000, title=None, title_fontsize=0)
 
-    title = fit_map_title(m.title, params.dpi, axes_w)
+    text, drop = with_field_phrase(m.title, params.color_by)
+    title = fit_map_title(text, params.dpi, axes_w, drop)
     fig.text((left_in + axes_w / 2) / width, 1 - _TITLE_TOP_IN / MAP_SIDE_IN, title.text,
              ha="center", va="top", fontsize=title.fontsize)
+    right = _LEFT_IN + _AXES_IN
+    if fc.kind == "continuous":
+        bar_h = 0.6 * _AXES_IN
+        _add_colorbar(fig, ((right + _CBAR_GAP_IN) / width,
+                            (_BOTTOM_IN + (_AXES_IN - bar_h) / 2) / MAP_SIDE_IN,
+                            _CBAR_W_IN / width, bar_h / MAP_SIDE_IN), fc.field, fc.cmap)
     if entries:
-        _add_legend(fig, entries, (_LEFT_IN + _AXES_IN + 0.15) / width, ncol)
+        _add_legend(fig, entries, (right + 0.15) / width, ncol, legend_title)
     return fig
 
 
@@ -357,9 +439,23 @@ def build_sheet_figure(grid: Sequence[Sequence[MapData | None]], row_labels: Seq
     else:
         counts = np.sum([m.counts() for m in maps], axis=0)
     colors = class_colors(class_names, counts)
-    present = np.unique(np.concatenate([np.asarray(m.labels) for m in maps]))
-    entries = _legend_entries(colors, class_names, present) if params.legend else []
+    fcs = {id(m): map_field_colors(m, params.color_by, colors) for m in maps}
+    kind = fcs[id(maps[0])].kind
+    legend_title = None
+    if kind == "categorical" and params.color_by == "prediction":
+        values = np.concatenate([np.asarray(m.field("prediction")) for m in maps])
+        entries = _legend_entries(colors, class_names, np.unique(values)) if params.legend else []
+        legend_title = "predicted class" if entries else None
+    elif kind == "categorical":
+        present = np.unique(np.concatenate([np.asarray(m.labels) for m in maps]))
+        entries = _legend_entries(colors, class_names, present) if params.legend else []
+    elif kind == "binary":
+        entries, legend_title = _sheet_correct_entries([fcs[id(m)] for m in maps])
+    else:
+        entries = []
     ncol, legend_w = _legend_layout(entries)
+    if legend_title:
+        legend_w = max(legend_w, len(legend_title) * (_LEGEND_FONT + 1) * 0.6 / 72 + 0.25)
 
     dpi = params.dpi
     caption_fits = _fit_common([m.caption or m.title for m in maps], MatplotlibMeasure(dpi),
@@ -371,6 +467,8 @@ def build_sheet_figure(grid: Sequence[Sequence[MapData | None]], row_labels: Seq
     cell_h = caption_in + PANEL_IN
     grid_w = left + ncols * PANEL_IN + (ncols - 1) * _GAP_IN
     width = grid_w + 0.15 + (legend_w + 0.1 if entries else 0.0)
+    if kind == "continuous":
+        width += CBAR_BAND_IN
     height = top + nrows * cell_h + (nrows - 1) * _GAP_IN + 0.15
     bold = MatplotlibMeasure(dpi, fontweight="bold")
     row_fits = _fit_common([str(t) for t in row_labels], bold, PANEL_IN * dpi,
@@ -397,18 +495,36 @@ def build_sheet_figure(grid: Sequence[Sequence[MapData | None]], row_labels: Seq
                 continue
             rect = (x0 / width, y0 / height, PANEL_IN / width, PANEL_IN / height)
             size = float(params.point_size) if params.point_size else auto_point_size(m.n, PANEL_IN)
-            _draw_map(fig, rect, m, colors, size, rasterize=m.n > 5000,
+            _draw_map(fig, rect, m, fcs[id(m)], size, rasterize=m.n > 5000,
                       title=captions[id(m)].text, title_fontsize=captions[id(m)].fontsize)
     if title:
-        head = fit_text(title, MatplotlibMeasure(dpi), (grid_w - 0.2) * dpi,
+        text, drop = with_field_phrase(title, params.color_by)
+        head = fit_text(text, MatplotlibMeasure(dpi), (grid_w - 0.2) * dpi,
                         (_SHEET_TITLE_IN - _TITLE_TOP_IN - 0.02) * dpi, fontsize=_TITLE_PT[0],
-                        min_fontsize=_TITLE_PT[1], max_lines=2)
+                        min_fontsize=_TITLE_PT[1], max_lines=2, drop_order=drop)
         fig.text(0.5 * grid_w / width, 1 - _TITLE_TOP_IN / height, head.text, ha="center",
                  va="top", fontsize=head.fontsize)
+    right = left + ncols * PANEL_IN + (ncols - 1) * _GAP_IN
+    if kind == "continuous":
+        bar_h = min(0.6 * (height - top), 4.0)
+        _add_colorbar(fig, ((right + _CBAR_GAP_IN) / width, (height - top - bar_h) / 2 / height
+                            + 0.075 / height, _CBAR_W_IN / width, bar_h / height),
+                      params.color_by, fcs[id(maps[0])].cmap)
     if entries:
-        _add_legend(fig, entries, (left + ncols * PANEL_IN + (ncols - 1) * _GAP_IN + 0.2) / width,
-                    ncol)
+        _add_legend(fig, entries, (right + 0.2) / width, ncol, legend_title)
     return fig
+
+
+def _sheet_correct_entries(fcs: Sequence[FieldColors]):
+    """The legend of a sheet coloured by ``correct``: the counts when every
+    panel has the same ones, else their range (``correct (498-512)``)."""
+    wrong = [int(fc.index.sum()) for fc in fcs]
+    right = [fc.index.shape[0] - w for fc, w in zip(fcs, wrong)]
+
+    def span(v):
+        return f"{min(v)}" if min(v) == max(v) else f"{min(v)}\u2013{max(v)}"
+    return [(f"correct ({span(right)})", fcs[0].table[0]),
+            (f"wrong ({span(wrong)})", fcs[0].table[1])], "top-1 prediction"
 
 
 def render_sheet(grid: Sequence[Sequence[MapData | None]], row_labels: Sequence[str],
@@ -453,13 +569,16 @@ def _mosaic_legend(entries, measure, font_px: int, avail_h: int):
     return label_px, row_h, swatch, per_col, col_w, font_px + ncol * col_w + font_px // 2
 
 
-def build_mosaic_image(m: MapData, max_points: int = 3000, *, legend: bool = False):
+def build_mosaic_image(m: MapData, max_points: int = 3000, *, legend: bool = False,
+                       color_by: str = "label"):
     """The mosaic as a PIL image: each thumbnail (at most ``max_points``, see
     :func:`mosaic_subsample`) pasted at its map position in a frame of its
     class colour, under a title band; with ``legend``, the class colours at
     the right (the classes of the map, as in :func:`build_map_figure`). Text
     is in matplotlib's font (:func:`common.pil_font`) and the title is laid
-    out as the figures' titles are (:func:`titles.fit_text`)."""
+    out as the figures' titles are (:func:`titles.fit_text`). ``color_by``:
+    the frames show that colour field instead (see :func:`build_map_figure`;
+    the legend of a continuous field shows five steps of its colormap)."""
     from PIL import Image, ImageDraw
     m.check()
     _check_mosaic(m)
@@ -476,14 +595,24 @@ def build_mosaic_image(m: MapData, max_points: int = 3000, *, legend: bool = Fal
     margin = font_px // 2
     frame = 2
     measure = pil_measure(ImageDraw.Draw(Image.new("RGB", (1, 1))), pil_font)
-    head = fit_text(m.title, measure, side - 2 * margin, None, fontsize=font_px,
-                    min_fontsize=max(10, int(round(font_px * 0.7))), max_lines=3, step=1)
+    head_text, drop = with_field_phrase(m.title, color_by)
+    head = fit_text(head_text, measure, side - 2 * margin, None, fontsize=font_px,
+                    min_fontsize=max(10, int(round(font_px * 0.7))), max_lines=3, step=1,
+                    drop_order=drop)
     head_px = int(round(head.fontsize))
     title_h = (int(math.ceil(measure(head.text, head_px)[1])) if head.text else 0) + 2 * margin
 
     colors = class_colors(m.class_names, m.counts())
-    entries = _legend_entries(colors, m.class_names, np.unique(np.asarray(m.labels))) \
-        if legend else []
+    if color_by == "label":
+        fc = None
+        entries = _legend_entries(colors, m.class_names, np.unique(np.asarray(m.labels))) \
+            if legend else []
+    else:
+        fc = field_colors(color_by, m.color_field(color_by)[sel], colors, m.class_names)
+        entries = _field_legend(fc, legend)[0]
+        if fc.kind == "continuous" and legend:
+            entries = [(f"{color_by} {v:.2f}", fc.table[int(round(v * (len(fc.table) - 1)))])
+                       for v in (0.0, 0.25, 0.5, 0.75, 1.0)]
     legend_w = 0
     if entries:
         label_px, row_h, swatch, per_col, col_w, legend_w = _mosaic_legend(
@@ -511,12 +640,12 @@ def build_mosaic_image(m: MapData, max_points: int = 3000, *, legend: bool = Fal
     pad = max(th, tw) / 2 + frame + 2
     cx = pad + xy[:, 0] * (side - 2 * pad)
     cy = title_h + pad + (1.0 - xy[:, 1]) * (side - 2 * pad)
-    for i in draw_order(labels, colors):
+    for i in (draw_order(labels, colors) if fc is None else fc.order):
         im = Image.fromarray(thumbs[i] if scale == 1 else
                              np.repeat(np.repeat(thumbs[i], scale, 0), scale, 1))
         x0 = int(round(cx[i] - tw / 2))
         y0 = int(round(cy[i] - th / 2))
-        color = colors[labels[i]] or OTHER_COLOR
+        color = (colors[labels[i]] or OTHER_COLOR) if fc is None else fc.table[fc.index[i]]
         draw.rectangle((x0 - frame, y0 - frame, x0 + tw + frame - 1, y0 + th + frame - 1),
                        fill=color)
         canvas.paste(im, (x0, y0))
@@ -528,7 +657,7 @@ def render_mosaic(m: MapData, out_path, params: RenderParams, max_points: int = 
     params = params.validate()
     out_path = Path(out_path)
     check_out_dir(out_path.parent)
-    image = build_mosaic_image(m, max_points, legend=params.legend)
+    image = build_mosaic_image(m, max_points, legend=params.legend, color_by=params.color_by)
     atomic_write(out_path, lambda tmp: image.save(tmp, format="PNG", optimize=False))
     if _showing(params):
         import matplotlib.pyplot as plt
