@@ -17,6 +17,8 @@ N_ITER      ?= 1000
 SEED        ?= 0
 OUT         ?= work_dirs/figures
 QUICK       ?=
+# NPROC=N: extract on N ranks of this node (torchrun, --launcher pytorch; gloo on CPUs, nccl on GPUs)
+NPROC       ?=
 FULL        ?=
 
 comma := ,
@@ -26,12 +28,14 @@ space := $(empty) $(empty)
 PERPLEXITY_LIST = $(subst $(space),$(comma),$(strip $(PERPLEXITY)))
 STORE_ARG   = $(if $(strip $(STORE)),--store $(STORE),)
 CKPT_ARG    = $(if $(strip $(CHECKPOINT)),--checkpoint $(CHECKPOINT),)
+EXTRACT_CMD = $(if $(strip $(NPROC)),$(BIN)/python -m torch.distributed.run --standalone --nproc_per_node $(NPROC) -m vistsne extract,$(VISTSNE) extract)
+LAUNCHER_ARG = $(if $(strip $(NPROC)),--launcher pytorch,)
 
 .PHONY: install demo test extract embed sweep render bench clean browser checkpoint help
 
 help:
 	@echo "make demo | test | extract | embed | sweep | render | bench | install | clean"
-	@echo "variables: CONFIG CHECKPOINT STORE STAGE PERPLEXITY N_ITER SEED (see README.md)"
+	@echo "variables: CONFIG CHECKPOINT STORE STAGE PERPLEXITY N_ITER SEED NPROC (see README.md)"
 
 install: $(STAMP)
 
@@ -59,7 +63,7 @@ demo: $(STAMP)
 	$(VISTSNE) demo $(STORE_ARG)
 
 extract: $(STAMP) $(NEED_CKPT)
-	$(VISTSNE) extract $(CONFIG) $(CKPT_ARG) $(STORE_ARG)
+	$(EXTRACT_CMD) $(CONFIG) $(CKPT_ARG) $(STORE_ARG) $(LAUNCHER_ARG)
 
 embed: extract
 	$(VISTSNE) embed $(STORE_ARG) $(CONFIG) $(CKPT_ARG) --stage $(STAGE) --perplexity $(PERPLEXITY_LIST) --n-iter $(N_ITER) --seed $(SEED)

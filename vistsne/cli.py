@@ -260,7 +260,10 @@ def extract(config, checkpoint, test_cfg, cfg_options, images, pool, dtype, imag
     stages = ", ".join(f"{k} ({res.stages[k]})" for k in network_order(res.stages))
     what = "cache hit, no inference" if res.cached else f"{res.new_rows} new rows computed"
     partial = f"; {res.partial_note()}" if res.partial_note() else ""
-    _emit(as_json, res.to_json(),
+    payload = res.to_json()
+    if launcher != "none":
+        payload.update(ranks=res.ranks, images_per_s=res.images_per_s)
+    _emit(as_json, payload,
           f"extract: entry {res.entry[:12]}: {res.rows} rows ({what}, {res.rows - res.new_rows} cached); "
           f"stages {stages}{partial}; {res.seconds:.1f}s"
           + (f"; {res.ranks} ranks, {res.images_per_s:.1f} img/s" if launcher != "none" and res.images_per_s

@@ -189,6 +189,7 @@ class Store(PartsMixin, MapsMixin):
 
     def _check_url(self, zarr) -> None:
         """Refuse a URL that is not ours, before zarr writes anything there."""
+        self._check_reachable()
         try:
             probe = zarr.open_group(self.path, mode="r")
         except (KeyError, FileNotFoundError):
@@ -208,6 +209,25 @@ class Store(PartsMixin, MapsMixin):
         if self.readonly:
             raise NotFoundError(f"store {self.path} does not exist",
                                 "run `vistsne extract CONFIG` first, or pass --store")
+
+    def _check_reachable(self) -> None:
+        """One clean line for a URL whose server cannot be reached (one plain request, no zarr
+        coroutines left behind to complain at exit)."""
+        try:
+            import fsspec
+
+            fs, where = fsspec.core.url_to_fs(self.path)
+            fs.exists(where)
+        except (ImportError, ValueError) as e:  # no filesystem for this protocol (s3fs not installed, ...)
+            raise StoreError(f"cannot open store {self.path}: {e}",
+                             "install the fsspec filesystem of this URL (s3fs for s3://, gcsfs for gs://)") from e
+        except FileNotFoundError:
+            return
+        except Exception as e:  # noqa: BLE001 - connection refused, DNS, credentials, ...
+            first = str(e).splitlines()[0] if str(e) else ""
+            raise StoreError(f"store {self.path} cannot be reached ({e.__class__.__name__}: {first})",
+                             "check the URL, the endpoint (AWS_ENDPOINT_URL for S3-compatible servers), the "
+                             "credentials and the network of every rank") from e
 
     def check_writable(self) -> None:
         """Prove the store can be written (a probe key is created and deleted); one clean line if not."""
