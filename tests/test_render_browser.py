@@ -473,6 +473,8 @@ def test_click_pins_a_point_with_its_neighbours(rich):
     lw = np.array(b.eval("vistsnePage.group().source.data.lw.slice()"))
     assert lw[SPECIAL] == 3 and np.all(lw[m.neighbors[SPECIAL]] == 1.5)
     assert (lw > 0).sum() == 1 + m.neighbors.shape[1]
+    rings = b.eval("Bokeh.documents[0].get_model_by_name('vt-marks-0').indices")
+    assert sorted(rings) == sorted({SPECIAL, *m.neighbors[SPECIAL].tolist()})
     # a click on a neighbour pins it
     first = int(m.neighbors[SPECIAL][0])
     b.page.click(".vt-nb >> nth=0")

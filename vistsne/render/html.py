@@ -125,6 +125,7 @@ class _Group:
         self.uris: list[str] | None = None
         self.source = None
         self.visible = None
+        self.marks = None
         self.columns: dict[str, object] = {}
         self.colors: list[str | None] = []
         self.has_3d = False
@@ -340,8 +341,7 @@ def _bokeh_figure(k: int, m: MapData, g: _Group, pixelated: bool):
     size = _point_px(m.n)
     present = np.unique(g.labels)
     items, renderers = [], []
-    style = dict(size=size, fill_color="color", fill_alpha="alpha", line_color="#000000",
-                 line_width="lw")
+    style = dict(size=size, fill_color="color", fill_alpha="alpha", line_color=None)
 
     def view(group: int):
         # the class's points, less the classes the page's class list hides
@@ -361,6 +361,9 @@ def _bokeh_figure(k: int, m: MapData, g: _Group, pixelated: bool):
         items.append(LegendItem(label=short_name(g.class_names[c], 28), renderers=[r]))
     if g.has_grey:
         items.append(other_item)
+    # rings around the pinned point and its neighbours (the page sets which), on top
+    p.scatter(xcol, ycol, source=g.source, view=CDSView(filter=g.marks), size=size + 3,
+              fill_color=None, line_color="#000000", line_width="lw", name=f"vt-rings-{k}")
     p.add_tools(HoverTool(renderers=renderers, tooltips=_tooltip(g.uris is not None, pixelated)))
     legend = Legend(items=items, click_policy="hide", location="top_left",
                     label_text_font_size="8pt", glyph_height=12, glyph_width=12, spacing=0,
@@ -507,7 +510,7 @@ def render_html(maps: Sequence[MapData], out_path, *, title: str | None = None,
     """
     from bokeh.core.templates import FILE, MACROS, get_env
     from bokeh.embed import file_html
-    from bokeh.models import BooleanFilter, ColumnDataSource
+    from bokeh.models import BooleanFilter, ColumnDataSource, IndexFilter
     from bokeh.resources import INLINE
 
     from .html_assets import BOKEH_BIND_JS, PAGE_CSS, PAGE_JS, VIEWER_JS
@@ -559,6 +562,7 @@ def render_html(maps: Sequence[MapData], out_path, *, title: str | None = None,
         g.columns["lw"] = np.zeros(g.n, dtype=np.float32)
         g.source = ColumnDataSource(data={}, name=f"vt-src-{g.gid}")
         g.visible = BooleanFilter(name=f"vt-vis-{g.gid}")
+        g.marks = IndexFilter(indices=[], name=f"vt-marks-{g.gid}")
 
     # stages in the order of their first map; a stage's maps in the order given
     stages: list[str] = []

@@ -328,6 +328,7 @@ PAGE_JS = r"""
              grey: pool.colors.map(function (c) { return c === null; }),
              hidden: new Uint8Array(K), match: null, color: new Array(n),
              alpha: new Float32Array(n), lw: new Float32Array(n), source: null, filter: null,
+             marks: null,
              viewers: [], counts: new Int32Array(K),
              lower: pool.names.map(function (s) { return String(s).toLowerCase(); }),
              lowerPaths: pool.paths ? pool.paths.map(function (s) { return s.toLowerCase(); }) : null};
@@ -362,18 +363,21 @@ PAGE_JS = r"""
       g.color[i] = c; g.alpha[i] = a;
     }
     g.lw.fill(0);
+    var marked = [];
     if (S.pin && S.pin.gid === g.gid) {
       var m = cur(), nb = (m.gid === g.gid && m.nb) ? m.nb[S.pin.i] : [];
       nb.forEach(function (j) { g.lw[j] = 1.5; });
       g.lw[S.pin.i] = 3;
+      marked = nb.filter(function (j) { return j !== S.pin.i; }).concat([S.pin.i]);
     }
-    push(g);
+    push(g, marked);
   }
-  function push(g) {
+  function push(g, marked) {
     if (g.source) {
       var d = g.source.data;
       d.color = g.color.slice(); d.alpha = g.alpha.slice(); d.lw = g.lw.slice();
       g.source.change.emit();
+      if (g.marks) g.marks.indices = marked.slice().sort(function (a, b) { return a - b; });
     }
     g.viewers.forEach(function (v) { v.redraw(); });
   }
@@ -776,6 +780,7 @@ PAGE_JS = r"""
         var g = groups[gid];
         g.source = doc.get_model_by_name("vt-src-" + gid);
         g.filter = doc.get_model_by_name("vt-vis-" + gid);
+        g.marks = doc.get_model_by_name("vt-marks-" + gid);
       });
       P.maps.forEach(function (m) {
         if (m.dim === 3) return;
