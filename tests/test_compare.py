@@ -125,10 +125,11 @@ def test_identical_features_give_near_identical_aligned_maps_of_the_same_quality
     p = EmbedParams(perplexity=20, n_iter=500)
     (ref,) = list(embed_many(X, labels, [p], progress=False))
     (ind,) = list(embed_many(X, labels, [EmbedParams(perplexity=20, n_iter=500, seed=1)], progress=False))
-    again = embed_from(X, labels, EmbedParams(perplexity=20, n_iter=500, align="chain", align_from="k"),
-                       ref.coords)
+    # as compare runs it: from the reference's layout, the normal phase only
+    again = embed_from(X, labels, EmbedParams(perplexity=20, n_iter=250, early_exaggeration_iter=0,
+                                              align="chain", align_from="k"), ref.coords)
     aligned, _ = procrustes(again.coords, ref.coords)
-    assert displacement(aligned, ref.coords) < 0.05
+    assert displacement(aligned, ref.coords) < 0.1
     for key in ("knn_acc_map", "trustworthiness"):
         assert abs(again.metrics[key] - ind.metrics[key]) <= 0.01, key
 
@@ -235,7 +236,7 @@ def test_rows_are_matched_by_sample_identity_and_maps_are_cached(two_entries, tm
     pair = res.pairs["pre_logits"][0]
     assert pair["overlap"] == pytest.approx(1.0) and pair["cka"] == pytest.approx(1.0, abs=1e-4)
     assert pair["overlap_null"] < 0.8
-    assert pair["displacement"] < 0.05  # two identical entries: near-identical aligned maps
+    assert pair["displacement"] < 0.1  # two identical entries: near-identical aligned maps
     assert mb.params["align"] == "chain" or ma.params.get("align") == "chain"
     assert st.embedding(keys["A"], ma.key).attrs["name"].endswith("align-chain")
     again = compare_entries(st, [keys["A"], keys["B"]], ["pre_logits"], p, labels_of=["A", "B"], progress=False)

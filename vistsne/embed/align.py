@@ -61,8 +61,13 @@ def spread(Y: np.ndarray) -> float:
 
 def embed_from(X: np.ndarray, labels: np.ndarray, params: EmbedParams, init: np.ndarray, *,
                n_jobs: int = 1, progress=False, stage: str = "features",
-               feature_acc: float | None = None):
-    """One t-SNE map of ``X`` optimised from ``init`` (N x n_components): an :class:`EmbedResult`."""
+               feature_acc: float | None = None, rescale_init: bool = False):
+    """One t-SNE map of ``X`` optimised from ``init`` (N x n_components): an :class:`EmbedResult`.
+
+    ``init`` is used as it is (a converged layout keeps its scale, so the map
+    continues from it); ``rescale_init`` shrinks it to openTSNE's initial
+    scale first (measured: it moves the map much more, see `benchmarks/compare.py`).
+    """
     from .metrics import map_metrics, trust_reference
     from .tsne import (KEEP_NEIGHBORS, PREPROCESS_SEED, EmbedResult, _affinities, _make_bar, _optimize,
                        check_features, knn_graph, preprocess)
@@ -82,7 +87,8 @@ def embed_from(X: np.ndarray, labels: np.ndarray, params: EmbedParams, init: np.
     P = _affinities(neighbors, distances, p.perplexity, res["k_neighbors"], n_jobs)
     bar = _make_bar(progress, p.n_iter, f"t-SNE {stage} (aligned: {p.align})")
     try:
-        coords, kl, n_run = _optimize(rescale(init), P, p, res, n_jobs, bar, bool(progress))
+        start = rescale(init) if rescale_init else np.array(init, dtype=np.float64)
+        coords, kl, n_run = _optimize(start, P, p, res, n_jobs, bar, bool(progress))
     finally:
         bar.close()
     seconds = time.perf_counter() - t0

@@ -125,5 +125,6 @@ def write_compare_page(data: CompareData, path: Path, *, title: str = "vistsne c
     info = {"ready": True, "step": len(data.labels_of) - 1, "moving": False, "steps": len(data.labels_of),
             "labels": [step_label(s, l) for s, l in zip(data.steps, data.labels_of)], "stages": data.stages}
     script = f"<script>window.vistsneCompare = {json.dumps(info)};</script>"
-    html = html.replace("</body>", script + "\n</body>", 1)
+    head, sep, tail = html.rpartition("</body>")  # the last one: bokeh's inlined JS holds the string too
+    html = head + script + "\n" + sep + tail if sep else html + script
     return atomic_write(Path(path), lambda p: Path(p).write_text(html, encoding="utf-8"))
