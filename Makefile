@@ -31,10 +31,10 @@ CKPT_ARG    = $(if $(strip $(CHECKPOINT)),--checkpoint $(CHECKPOINT),)
 EXTRACT_CMD = $(if $(strip $(NPROC)),$(BIN)/python -m torch.distributed.run --standalone --nproc_per_node $(NPROC) -m vistsne extract,$(VISTSNE) extract)
 LAUNCHER_ARG = $(if $(strip $(NPROC)),--launcher pytorch,)
 
-.PHONY: install demo test extract embed sweep render bench clean browser checkpoint help
+.PHONY: install demo test extract embed sweep render compare bench clean browser checkpoint help
 
 help:
-	@echo "make demo | test | extract | embed | sweep | render | bench | install | clean"
+	@echo "make demo | test | extract | embed | sweep | render | compare | bench | install | clean"
 	@echo "variables: CONFIG CHECKPOINT STORE STAGE PERPLEXITY N_ITER SEED NPROC (see README.md)"
 
 install: $(STAMP)
@@ -73,6 +73,12 @@ sweep: extract
 
 render: embed
 	$(VISTSNE) render $(STORE_ARG) $(CONFIG) $(CKPT_ARG) --out $(OUT) --format png,html
+
+# CHECKPOINTS: two or more files, or a quoted glob (natural order: epoch_2 before epoch_10)
+CHECKPOINTS ?=
+compare: $(STAMP)
+	@test -n "$(strip $(CHECKPOINTS))" || { echo 'make: give CHECKPOINTS="a.pth b.pth" (or a quoted glob)'; exit 2; }
+	$(VISTSNE) compare $(STORE_ARG) $(CONFIG) $(foreach c,$(CHECKPOINTS),--checkpoint '$(c)') --stage $(STAGE) --perplexity $(firstword $(subst $(comma),$(space),$(PERPLEXITY_LIST))) --n-iter $(N_ITER) --seed $(SEED) --out $(OUT)
 
 browser:
 	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \

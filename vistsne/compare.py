@@ -49,7 +49,12 @@ def expand_checkpoints(patterns: Sequence[str]) -> list[str]:
 
 
 def checkpoint_step(path: str | None, position: int) -> tuple[str, int]:
-    """(``epoch``|``iter``|``position``, number) of a checkpoint: its meta, else its file name, else position."""
+    """(``epoch``|``iter``|``position``, number) of a checkpoint: its meta, else its file name, else position.
+
+    No checkpoint (random init) is ``("init", 0)``: step 0 of any schedule.
+    """
+    if not path:
+        return "init", 0
     if path and os.path.isfile(path):
         try:
             import torch
@@ -98,7 +103,7 @@ def resolve_entries(store: Store, configs: Sequence[str], checkpoints: Sequence[
         meta = store.entry_meta(key)
         keys.append(key)
         ck = meta.get("checkpoint")
-        labels.append(Path(ck).stem if ck else f"{key[:12]}")
+        labels.append(Path(ck).stem if ck else "random init")
         steps.append(checkpoint_step(ck, len(steps)))
     ckpts = expand_checkpoints(checkpoints)
     configs = list(configs)

@@ -73,7 +73,7 @@ def _limits(arrays: Sequence[np.ndarray]) -> tuple[float, float, float, float]:
 
 def step_label(step: tuple[str, int], label: str) -> str:
     kind, n = step
-    return label if kind == "position" else f"{label} ({kind} {n})"
+    return label if kind in ("position", "init") else f"{label} ({kind} {n})"
 
 
 def write_sheet(data: CompareData, path: Path, *, dpi: int = 100) -> Path:
@@ -121,7 +121,7 @@ def write_curve(data: CompareData, path: Path, *, dpi: int = 100) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    kinds = {k for k, _ in data.steps}
+    kinds = {k for k, _ in data.steps if k != "init"} or {"position"}
     x = [n for _, n in data.steps] if len(kinds) == 1 and "position" not in kinds else list(range(len(data.steps)))
     xlabel = next(iter(kinds)) if len(kinds) == 1 and "position" not in kinds else "position"
     fig, ax = plt.subplots(figsize=(6, 3.8))
