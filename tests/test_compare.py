@@ -239,7 +239,7 @@ def test_rows_are_matched_by_sample_identity_and_maps_are_cached(two_entries, tm
     assert pair["overlap_null"] < 0.8
     # two identical entries: near-identical aligned maps (18 rows move more than the 400 of the array test)
     assert pair["displacement"] < 0.3
-    assert mb.params["align"] == "chain" or ma.params.get("align") == "chain"
+    assert ma.params["align"] == "chain" and "align" not in mb.params  # B, the last, is the reference
     assert st.embedding(keys["A"], ma.key).attrs["name"].endswith("align-chain")
     again = compare_entries(st, [keys["A"], keys["B"]], ["pre_logits"], p, labels_of=["A", "B"], progress=False)
     assert all(m.cached for m in again.maps["pre_logits"])
@@ -249,7 +249,7 @@ def test_rows_are_matched_by_sample_identity_and_maps_are_cached(two_entries, tm
 
 
 def _fails(args, out: Path, match: str):
-    proc = run_cli("compare", *args, "--out", str(out), check=False, timeout=900)
+    proc = run_cli("-q", "compare", *args, "--out", str(out), check=False, timeout=900)
     assert proc.returncode != 0, proc.stdout
     lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
     assert len(lines) == 1 and match in lines[0], proc.stderr
@@ -260,7 +260,7 @@ def _fails(args, out: Path, match: str):
 @pytest.mark.slow
 def test_each_error_is_one_line_and_writes_nothing(two_entries, tmp_path):
     path, keys = two_entries
-    s = ["--store", path, "-q"]
+    s = ["--store", path]
     out = tmp_path / "figs"
     _fails([*s, "--entry", keys["A"]], out, "at least two entries")
     _fails([*s, "--entry", keys["A"], "--entry", keys["D"]], out, "share no images")

@@ -130,6 +130,8 @@ def resolve_entries(store: Store, configs: Sequence[str], checkpoints: Sequence[
         keys.append(res.entry)
         labels.append(_label(config, ck, len(configs) > 1))
         steps.append(checkpoint_step(ck, len(steps)))
+    twice = {lab for lab in labels if labels.count(lab) > 1}  # two random inits, two epoch_1.pth: add the key
+    labels = [f"{lab} [{k[:8]}]" if lab in twice else lab for lab, k in zip(labels, keys)]
     return Resolved(keys, labels, steps, done)
 
 
