@@ -12,6 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = str(ROOT / "configs" / "digits_resnet18.py")
+#: the demo model with three stages that differ (the demo's own three are identical: stored once)
+STAGES_CONFIG = str(ROOT / "tests" / "configs" / "digits_three_stages.py")
 
 
 @pytest.fixture(autouse=True)
@@ -78,12 +80,12 @@ def random_checkpoint(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def _extracted_store(tmp_path_factory) -> tuple[str, str]:
-    """A store with one digits entry: random init, 3 classes x 20 rows, every stage."""
+    """A store with one digits entry: random init, 3 classes x 20 rows, three stages that differ."""
     from vistsne.extract import ExtractParams, extract_entry
     from vistsne.store import Store
 
     path = str(tmp_path_factory.mktemp("extracted") / "store.zarr")
-    res = extract_entry(Store(path), ExtractParams(config=DEMO_CONFIG, max_num_class=3, max_num_samples=20,
+    res = extract_entry(Store(path), ExtractParams(config=STAGES_CONFIG, max_num_class=3, max_num_samples=20,
                                                    device="cpu"), progress=False)
     return path, res.entry
 

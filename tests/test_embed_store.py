@@ -15,7 +15,7 @@ from vistsne.selection import RowSelection
 from vistsne.errors import FeatureError, NotFoundError, ParamError, StageError
 from vistsne.store import Store
 
-from .conftest import DEMO_CONFIG
+from .conftest import DEMO_CONFIG, STAGES_CONFIG
 
 FAST = dict(n_iter=300, perplexity=8)
 
@@ -60,15 +60,22 @@ def test_a_retune_reuses_the_stored_feature_accuracy(extracted):
     assert stats.feature_acc_runs == 1  # other rows: computed anew
 
 
-def test_key_covers_stage_rows_and_params(extracted):
-    path, key = extracted
-    st = Store(path)
+def test_key_covers_stage_rows_and_params(tmp_path):
+    from vistsne.extract import ExtractParams, extract_entry
+
+    st = Store(str(tmp_path / "s.zarr"))
+    key = extract_entry(st, ExtractParams(config=DEMO_CONFIG, backbone_stages=(2, 3), max_num_class=3,
+                                          max_num_samples=20, device="cpu"), progress=False).entry
     a = embed_entry(st, key, ["pre_logits"], [EmbedParams(**FAST)], progress=False)[0]
-    b = embed_entry(st, key, ["neck"], [EmbedParams(**FAST)], progress=False)[0]
+    b = embed_entry(st, key, ["backbone.2"], [EmbedParams(**FAST)], progress=False)[0]
     c = embed_entry(st, key, ["pre_logits"], [EmbedParams(**FAST, seed=1)], progress=False)[0]
     d = embed_entry(st, key, ["pre_logits"], [EmbedParams(**FAST)], RowSelection(max_num_samples=10),
                     progress=False)[0]
     assert len({a.key, b.key, c.key, d.key}) == 4 and d.rows == 30
+    # identical stages are one stage: the same map, whichever name asks for it
+    e = embed_entry(st, key, ["neck.1"], [EmbedParams(**FAST)], progress=False)[0]
+    assert st.entry_meta(key)["aliases"]["pre_logits"] == "backbone.3"
+    assert e.key == a.key and e.cached
 
 
 def test_subset_selection_uses_cached_rows_only(extracted):
@@ -113,7 +120,7 @@ def test_sweep_is_the_product_and_json_shape(extracted):
 
 def test_stage_all_and_entry_by_config(extracted):
     path, key = extracted
-    r = _invoke("embed", DEMO_CONFIG, "--store", path, "--stage", "all", "--perplexity", "5", "--n-iter", "300",
+    r = _invoke("embed", STAGES_CONFIG, "--store", path, "--stage", "all", "--perplexity", "5", "--n-iter", "300",
                 "--max-num-class", "3", "--max-num-samples", "20", "--json")
     assert r.exit_code == 0, r.output
     assert sorted(o["stage"] for o in json.loads(r.stdout)) == ["backbone.3", "neck", "pre_logits"]
@@ -143,9 +150,9 @@ def test_one_class_is_an_error(extracted):
 
 def test_no_entry_for_config_names_the_extract_command(extracted, random_checkpoint):
     path, _ = extracted
-    r = _invoke("embed", DEMO_CONFIG, "--checkpoint", random_checkpoint, "--store", path)
+    r = _invoke("embed", STAGES_CONFIG, "--checkpoint", random_checkpoint, "--store", path)
     assert r.exit_code == 2
-    assert "no entry for" in r.stderr and f"vistsne extract {DEMO_CONFIG} --checkpoint" in r.stderr
+    assert "no entry for" in r.stderr and f"vistsne extract {STAGES_CONFIG} --checkpoint" in r.stderr
 
 
 def test_nan_features_are_reported_with_count_and_stage(extracted):

@@ -178,3 +178,12 @@ def test_canonical_json_plain_values_and_differences():
     assert sha256_json({"depth": 18}) != sha256_json({"depth": 50})
     assert sha256_json({"depth": 18}) != sha256_json({"Depth": 18})
     assert sha256_json([1, 2]) != sha256_json([2, 1])  # lists keep their order
+
+
+def test_canonical_json_of_numpy_arrays_and_scalars():
+    import numpy as np
+
+    from vistsne.hashing import canonical_json
+
+    assert canonical_json({"a": np.arange(3), "b": np.float32(0.5), "c": np.array([[1, 2]])}) == \
+        '{"a":[0,1,2],"b":0.5,"c":[[1,2]]}'

@@ -40,8 +40,9 @@ def test_one_file_per_embedding_and_a_sweep_sheet(embedded, tmp_path):
     assert r.exit_code == 0, r.output
     files = json.loads(r.stdout)["files"]
     pngs = sorted(p for p in files if p.endswith(".png"))
-    maps = [p for p in pngs if "_sheet_" not in p]
+    maps = [p for p in pngs if "_sheet_" not in p and "_depth_" not in p]
     assert len(maps) == 4
+    assert len([p for p in pngs if "_depth_" in p]) == 2  # one separation-by-depth figure per perplexity
     names = {p.rsplit("/", 1)[-1] for p in maps}
     assert f"{key[:12]}_pre_logits_p8_s0_it300_r" in "".join(sorted(names))  # rows differ from the default
     sheet = [p for p in pngs if "_sheet_" in p]

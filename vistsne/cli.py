@@ -412,19 +412,22 @@ def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype,
 @click.option("--point-size", type=float, default=None, help="Marker area (default: from N).")
 @click.option("--dpi", type=int, default=100, show_default=True)
 @click.option("--mosaic", is_flag=True, help="Also draw the thumbnails at their map positions.")
+@click.option("--color-by", default="label", show_default=True, metavar="FIELD",
+              help="label, prediction, correct, confidence or suspect (the last four need predictions "
+                   "or stored scores).")
 @store_option
 @json_option
 @debug_option
 @handle_errors
 def render(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size, backbone_stages, stages,
-           embeddings, out_dir, formats, legend, show, point_size, dpi, mosaic, store_path, as_json, debug):
+           embeddings, out_dir, formats, legend, show, point_size, dpi, mosaic, color_by, store_path, as_json, debug):
     """Figures from the store alone: one per map, sweep sheets, an HTML page."""
     from . import pipeline
     from .render import RenderParams
 
     t0 = time.perf_counter()
     params = RenderParams(formats=RenderParams.parse_formats(formats), legend=legend, point_size=point_size,
-                          dpi=dpi, mosaic=mosaic, show=show).validate()
+                          dpi=dpi, mosaic=mosaic, show=show, color_by=color_by).validate()
     from .render import check_out_dir
 
     check_out_dir(out_dir)

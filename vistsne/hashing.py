@@ -33,6 +33,8 @@ def _plain(obj: Any) -> Any:
         if math.isnan(obj) or math.isinf(obj):
             return repr(obj)
         return obj
+    if hasattr(obj, "tolist") and getattr(obj, "ndim", 0):  # numpy arrays (before .item: size > 1)
+        return _plain(obj.tolist())
     if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
         return _plain(obj.item())
     if hasattr(obj, "tolist"):

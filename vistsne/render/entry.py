@@ -24,7 +24,7 @@ from ..hints import did_you_mean, embed_command
 from ..selection import RowSelection
 from ..stages import network_order, stage_sort_key
 from ..store import EmbeddingInfo, Store
-from .params import MapData, RenderParams, check_out_dir, show_available
+from .params import MapData, RenderParams, check_out_dir, color_suffix, show_available
 
 log = logging.getLogger("vistsne")
 
@@ -160,11 +160,35 @@ def _caption(info: EmbeddingInfo) -> str:
             f"KL {f('kl_divergence')}")
 
 
+def row_fields(store: Store, entry: str, ekey: str, index: np.ndarray, labels: np.ndarray) -> dict:
+    """The per-row colour fields the store holds for these rows: the model's top-1 ``prediction`` and
+    its ``confidence`` (and ``correct``) when the entry holds predictions, the map's ``suspect`` score."""
+    fields: dict[str, np.ndarray] = {}
+    if set(index.tolist()) <= store.present(entry, ["pred_top5", "score_top5"]):
+        pred = store.read_rows(entry, index, what="pred_top5")[:, 0].astype(np.int64)
+        fields["prediction"] = pred
+        fields["confidence"] = np.clip(store.read_rows(entry, index, what="score_top5")[:, 0], 0, 1)
+        fields["correct"] = pred == labels
+    suspect = store.read_map_extra(entry, ekey, "suspect")
+    if suspect is not None:
+        fields["suspect"] = np.clip(np.asarray(suspect, dtype=np.float32), 0, 1)
+    return fields
+
+
 def load_map(store: Store, entry: str, info: EmbeddingInfo, meta: dict, with_thumbs: bool = True,
-             name: str | None = None) -> MapData:
+             name: str | None = None, with_fields: bool = False) -> MapData:
+    """One stored map as :class:`MapData`; ``with_fields`` adds its colour fields, sample paths and
+    feature-space neighbours (for the page and ``--color-by``)."""
     coords, index = store.read_embedding(entry, info.key)
     labels = store.read_rows(entry, index, what="label").astype(np.int64)
     thumbs = store.read_rows(entry, index, what="thumb") if with_thumbs else None
+    fields, paths, neighbors = None, None, None
+    if with_fields:
+        fields = row_fields(store, entry, info.key, index, labels) or None
+        ids = store.dataset_ids(entry)
+        paths = [str(p) for p in ids[index]] if ids is not None else None
+        knn = store.read_map_extra(entry, info.key, "knn")
+        neighbors = np.asarray(knn, dtype=np.int64) if knn is not None and knn.shape[1] else None
     info_dict = {"entry": entry, "embedding": info.key, "stage": info.stage, "stage_label": shown_stage(info),
                  "rows": info.attrs.get("rows"),
                  "params": info.attrs.get("params"), "resolved": info.attrs.get("resolved"),
@@ -175,7 +199,8 @@ def load_map(store: Store, entry: str, info: EmbeddingInfo, meta: dict, with_thu
     return MapData(name=name or map_name(entry, info), coords=coords, labels=labels,
                    class_names=list(meta["class_names"]), dataset_index=index, thumbnails=thumbs,
                    title=_title(meta, info), caption=_caption(info), info=info_dict,
-                   class_counts=counts[:len(meta["class_names"])].tolist())
+                   class_counts=counts[:len(meta["class_names"])].tolist(), fields=fields, paths=paths,
+                   neighbors=neighbors)
 
 
 def sweep_groups(maps: Sequence[MapData]) -> dict[str, list[MapData]]:
@@ -226,6 +251,7 @@ def render_entry(store: Store, entry: str, out_dir, params: RenderParams, *, sta
     ``html_name`` names the page (default ``<entry12>_maps.html``); ``sheets``
     False skips the sweep sheets.
     """
+    from ..hints import extract_command_for
     from .html import render_html
     from .static import render_maps, render_sheet
 
@@ -234,8 +260,15 @@ def render_entry(store: Store, entry: str, out_dir, params: RenderParams, *, sta
     meta = store.entry_meta(entry)
     infos = choose_embeddings(store, entry, stages, embeddings)
     need_thumbs = "html" in params.formats or params.mosaic
+    need_fields = "html" in params.formats or params.color_by != "label"
+    suffix = color_suffix(params)
     names = names or {}
-    maps = [load_map(store, entry, e, meta, need_thumbs, names.get(e.key)) for e in infos]
+    maps = [load_map(store, entry, e, meta, need_thumbs, names.get(e.key), with_fields=need_fields)
+            for e in infos]
+    if suffix:
+        for m in maps:  # every map must have the field; the error says why not and how to get it
+            m.color_field(params.color_by, command=extract_command_for(meta))
+            m.name += suffix
     _say_when_partial(store, entry, infos)
     if params.show and not show_available():
         log.warning("no display here; figures are saved, not shown")
@@ -248,13 +281,44 @@ def render_entry(store: Store, entry: str, out_dir, params: RenderParams, *, sta
             grid, rows, cols = sheet_grid(group)
             if len(grid) * len(grid[0]) < 2:
                 continue
-            stem = f"{group[0].info['sheet_name']}_{'-'.join(_swept(group))}"
+            stem = f"{group[0].info['sheet_name']}_{'-'.join(_swept(group))}{suffix}"
             for fmt in params.static_formats:
                 files.append(render_sheet(grid, rows, cols, out / f"{stem}.{fmt}", params))
             n_sheets += 1
+        if sheets:
+            files += render_depths(maps, out, params, meta)
     if "html" in params.formats:
-        files.append(render_html(maps, out / (html_name or f"{entry[:12]}_maps.html")))
+        files.append(render_html(maps, out / (html_name or f"{entry[:12]}_maps.html"), color_by=params.color_by))
     return RenderResult(files=files, maps=len(maps), sheets=n_sheets, entry=entry, out_dir=out)
+
+
+def render_depths(maps: Sequence[MapData], out: Path, params: RenderParams, meta: dict) -> list[Path]:
+    """The separation-by-depth figure of each set of maps that differ only in stage (2 or more stages):
+    10-NN accuracy in feature space and in the map per stage, in network order, with the maps beneath."""
+    from .depth import render_depth
+
+    groups: dict[tuple, list[MapData]] = {}
+    for m in maps:
+        p = m.info.get("params") or {}
+        groups.setdefault((m.info["sheet_name"], json_key(sorted(p.items()))), []).append(m)
+    files = []
+    for group in groups.values():
+        by_stage = {m.info["stage"]: m for m in group}
+        if len(by_stage) < 2:
+            continue
+        order = network_order(by_stage)
+        ms = [by_stage[s] for s in order]
+        acc = [(m.info.get("metrics") or {}) for m in ms]
+        chance = 1.0 / max(1, len(np.unique(ms[0].labels)))
+        p = ms[0].info.get("params") or {}
+        stem = f"{ms[0].info['sheet_name'].replace('_sheet', '_depth', 1)}_p{_num(p.get('perplexity'))}_s{p.get('seed')}"
+        title = (f"{meta.get('config_name', 'config')} | separation by depth | perplexity "
+                 f"{_num(p.get('perplexity'))}, seed {p.get('seed')} | {ms[0].n} rows")
+        for fmt in params.static_formats:
+            files.append(render_depth([m.info.get("stage_label", m.info["stage"]) for m in ms],
+                                      [a.get("knn_acc_features") for a in acc], [a.get("knn_acc_map") for a in acc],
+                                      out / f"{stem}.{fmt}", params, title=title, chance=chance, maps=ms))
+    return files
 
 
 def _say_when_partial(store: Store, entry: str, infos: Sequence[EmbeddingInfo]) -> None:
@@ -302,7 +366,7 @@ def render_cells(store: Store, cells: Sequence[Sequence[tuple[str, str] | None]]
 def render_suspects(store: Store, report, out_path, params: RenderParams) -> Path:
     """The contact sheet of a suspects report: each row's thumbnail, captioned with its label, its
     neighbours' majority and the model's prediction."""
-    from .static import render_contact_sheet
+    from .contact import render_contact_sheet
 
     items = list(report.items)
     if not items:
