@@ -31,7 +31,7 @@ ALLOWED = {
     "locate": {"base", "store"},
     "pipeline": {"base", "store", "locate", "extract", "embed", "render"},
     "run": {"base", "store", "pipeline", "extract", "embed", "render"},
-    "demo": {"base", "store", "pipeline", "extract", "embed", "render", "self"},
+    "demo": {"base", "store", "pipeline", "compare", "extract", "embed", "render", "self"},
     "compare": {"base", "store", "locate", "pipeline", "extract", "embed", "render"},
     "cli": {"base", "store", "locate", "pipeline", "run", "demo", "compare", "extract", "embed", "render"},
     "__main__": {"cli"},

@@ -106,7 +106,11 @@ def test_train_checkpoint_tiny_budget(tmp_path, capsys):
     assert path == out and out.is_file()
     assert torch.get_num_threads() == threads  # restored
     assert _train_dirs() - before == set()  # the Runner's work folder is gone
-    assert sorted(p.name for p in out.parent.iterdir()) == ["digits.pth"]  # no temp file left
+    # no temp file left; one snapshot along the 2-iteration schedule (for `vistsne compare`)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["digits.pth", "digits_iter_1.pth"]
+    snap = torch.load(out.parent / "digits_iter_1.pth", map_location="cpu", weights_only=True)
+    assert set(snap) == {"state_dict", "meta"} and snap["meta"]["iter"] == 1
+    assert demo.snapshot_paths(out) == [out.parent / "digits_iter_1.pth"]
     assert "training demo checkpoint" in capsys.readouterr().err
 
     ckpt = torch.load(out, map_location="cpu", weights_only=True)

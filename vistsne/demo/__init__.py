@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .train import (BF16_OPTIM_WRAPPER, DEMO_CHECKPOINT, DEMO_CONFIG, ThreadChooser, classification_accuracy,
-                    cpu_has_bf16, probe_threads, thread_candidates, train_checkpoint)
+                    cpu_has_bf16, probe_threads, snapshot_paths, thread_candidates, train_checkpoint)
 
 __all__ = ["DEMO_CONFIG", "DEMO_CHECKPOINT", "train_checkpoint", "run_demo", "DemoResult", "ThreadChooser",
            "probe_threads", "thread_candidates", "classification_accuracy", "cpu_has_bf16", "BF16_OPTIM_WRAPPER"]
@@ -19,7 +19,9 @@ DEMO_STAGES = ("all",)
 
 
 class DemoResult:
-    def __init__(self, figures: list, entries: dict, accuracy: dict, out_dir: Path, comparison: Path):
+    def __init__(self, figures: list, entries: dict, accuracy: dict, out_dir: Path, comparison: Path,
+                 training: list | None = None):
+        self.training = training or []
         self.figures = figures
         self.entries = entries
         self.accuracy = accuracy
@@ -28,7 +30,8 @@ class DemoResult:
 
     def to_json(self) -> dict:
         return {"figures": [str(f) for f in self.figures], "entries": self.entries,
-                "knn_acc_map_pre_logits": self.accuracy, "comparison": str(self.comparison)}
+                "knn_acc_map_pre_logits": self.accuracy, "comparison": str(self.comparison),
+                "training": [str(f) for f in self.training]}
 
     def summary(self, seconds: float) -> str:
         acc = ", ".join(f"{k} {v:.3f}" for k, v in self.accuracy.items())
@@ -53,12 +56,14 @@ def run_demo(store, out_dir: str, checkpoint: str = DEMO_CHECKPOINT, progress: b
     accuracy: dict[str, float] = {}
     cells, captions = [], {}
     for label, ckpt in (("trained", checkpoint), ("untrained", None)):
-        request = pipeline.Request(extract=ExtractParams(config=DEMO_CONFIG, checkpoint=ckpt), out_dir=out,
+        # every backbone stage, so that the depth figure shows separation building up through the network
+        request = pipeline.Request(extract=ExtractParams(config=DEMO_CONFIG, checkpoint=ckpt, backbone_stages="all"),
+                                   out_dir=out,
                                    stages=DEMO_STAGES, render=RenderParams(formats=("png", "html"), legend=True))
         done = pipeline.run(store, request, progress=progress)
         entries[label] = done.entry
         figures += done.files
-        rec = next(r for r in done.records if r.stage == "pre_logits")
+        rec = next(r for r in done.records if "pre_logits" in (r.attrs.get("stage_names") or [r.stage]))
         accuracy[label] = float(rec.metrics["knn_acc_map"])
         cells.append((done.entry, rec.key))
         captions[(done.entry, rec.key)] = (f"{label}: 10-NN acc {accuracy[label]:.3f}, "
@@ -66,4 +71,41 @@ def run_demo(store, out_dir: str, checkpoint: str = DEMO_CHECKPOINT, progress: b
     comparison = render_cells(store, [cells], ["pre_logits"], ["trained checkpoint", "random init (untrained)"],
                               out / "demo_trained_vs_untrained.png", RenderParams(legend=True), captions)
     figures.append(comparison)
-    return DemoResult(figures, entries, accuracy, out, comparison)
+    # the trained checkpoint's likeliest label errors, as a contact sheet
+    from ..locate import EntryRef
+    from ..selection import RowSelection
+
+    _, sheet = pipeline.suspects(store, EntryRef(entry=entries["trained"]), "pre_logits", RowSelection(), top=24,
+                                 out_dir=out, render_params=RenderParams(), progress=progress)
+    if sheet is not None:
+        figures.append(sheet)
+    training = compare_training(store, out, checkpoint, entries["untrained"], progress=progress)
+    figures += training
+    return DemoResult(figures, entries, accuracy, out, comparison, training)
+
+
+def compare_training(store, out: Path, checkpoint: str, untrained: str, progress: bool = True) -> list[Path]:
+    """The digits forming clusters along training: untrained, the saved snapshots, trained (pre_logits).
+
+    Nothing when the checkpoint was trained before snapshots were saved (`vistsne demo --retrain` adds them).
+    """
+    import logging
+    import re
+    import shutil
+
+    from ..compare import compare
+
+    snaps = [str(p) for p in snapshot_paths(checkpoint)]
+    if not snaps:
+        logging.getLogger("vistsne").info("no training snapshots beside %s; `vistsne demo --retrain` saves "
+                                          "them for the training comparison", checkpoint)
+        return []
+    done = compare(store, configs=[DEMO_CONFIG], checkpoints=[*snaps, checkpoint], entries=[untrained],
+                   stages=["pre_logits"], out_dir=out, figures=("sheet", "curve", "gif", "html"),
+                   extract_options={"vis_stage": "pre_logits"}, progress=progress)
+    named = []
+    for f in done.files:  # stable names for the demo's figures
+        target = f.with_name(re.sub(r"^compare_[0-9a-f]+_[0-9a-f]+_\d+", "demo_training", f.name))
+        shutil.move(str(f), target)
+        named.append(target)
+    return named

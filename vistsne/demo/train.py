@@ -23,6 +23,18 @@ DEMO_CHECKPOINT = os.path.join("work_dirs", "demo", "digits_resnet18.pth")
 #: Train the demo in bfloat16 autocast when the CPU has native bf16 (AVX512-BF16
 #: or AMX): about twice as fast there, and the same accuracy. ``None`` = detect.
 DEMO_BF16: bool | None = None
+#: Checkpoints saved along the schedule (besides the final one), evenly spaced, for
+#: `vistsne compare`: ``<name>_iter_<n>.pth`` beside the final checkpoint.
+DEMO_SNAPSHOTS = 2
+
+
+def snapshot_paths(out: str | os.PathLike = DEMO_CHECKPOINT) -> list[Path]:
+    """The checkpoints saved along the schedule of ``out`` (in iteration order)."""
+    import re
+
+    out = Path(out)
+    found = list(out.parent.glob(f"{out.stem}_iter_*.pth"))
+    return sorted(found, key=lambda p: int(re.findall(r"_iter_(\d+)", p.name)[-1]))
 
 
 def cpu_has_bf16() -> bool:
@@ -187,7 +199,7 @@ def _close_log_files(runner) -> None:
 def train_checkpoint(config: str = DEMO_CONFIG, out: str = DEMO_CHECKPOINT, *, epochs: int | None = None,
                      max_iters: int | None = None, seed: int = 0, threads: int | None = None,
                      force: bool = False, bf16: bool | None = DEMO_BF16, show_progress: bool = True,
-                     cfg_options: dict | None = None) -> Path:
+                     cfg_options: dict | None = None, snapshots: int = DEMO_SNAPSHOTS) -> Path:
     """Train the demo checkpoint with mmengine's Runner (CPU) and save it to ``out``.
 
     ``epochs`` replaces the config's ``max_epochs``; ``max_iters`` caps the
@@ -195,7 +207,9 @@ def train_checkpoint(config: str = DEMO_CONFIG, out: str = DEMO_CHECKPOINT, *, e
     stretched to whatever length results. ``threads`` sets torch's CPU threads
     for the run (restored after). ``bf16``: train under bfloat16 autocast
     (``None``: when the CPU supports it natively). ``cfg_options``: config
-    overrides (``{'optim_wrapper.optimizer.lr': 0.1}``).
+    overrides (``{'optim_wrapper.optimizer.lr': 0.1}``). ``snapshots``: that
+    many checkpoints saved along the schedule too (:func:`snapshot_paths`), in the
+    same format, with their iteration in ``meta['iter']``.
 
     The saved file holds only ``state_dict`` and ``meta`` (classes, config,
     schedule, seed, training seconds, the test accuracy), so loading it needs
@@ -259,6 +273,21 @@ def train_checkpoint(config: str = DEMO_CONFIG, out: str = DEMO_CHECKPOINT, *, e
         bar = Progress(total, "training demo checkpoint", "batch", enabled=show_progress)
         chooser = None if threads or old_threads <= 1 else ThreadChooser(thread_candidates(old_threads))
 
+        snap_at = sorted({max(1, round(total * (i + 1) / (snapshots + 1))) for i in range(max(0, snapshots))}
+                         - {total})
+        for old in snapshot_paths(out_path):
+            old.unlink()
+
+        def save_snapshot(model, n: int) -> None:
+            path = out_path.with_name(f"{out_path.stem}_iter_{n}.pth")
+            part = path.with_name(path.name + f".{os.getpid()}.tmp")
+            state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            classes_now = [str(c) for c in (runner.train_dataloader.dataset.metainfo.get("classes") or range(10))]
+            torch.save({"state_dict": state, "meta": {"dataset_meta": {"classes": classes_now}, "iter": int(n),
+                                                      "vistsne": {"config": str(config), "iter": int(n),
+                                                                  "iters": total, "seed": int(seed)}}}, part)
+            os.replace(part, path)
+
         class _Iterations(Hook):
             """Moves the bar; with no fixed ``threads``, lets ``chooser`` pick them."""
 
@@ -275,6 +304,9 @@ def train_checkpoint(config: str = DEMO_CONFIG, out: str = DEMO_CHECKPOINT, *, e
                     items = len(data_batch["inputs"]) if isinstance(data_batch, dict) else 1
                     chooser.record(torch.get_num_threads(), (time.perf_counter() - self.t) / max(items, 1))
                 bar.update(1)
+                if runner.iter + 1 in snap_at:
+                    model = runner.model.module if hasattr(runner.model, "module") else runner.model
+                    save_snapshot(model, runner.iter + 1)
 
         runner.register_hook(_Iterations(), priority="LOWEST")
         model = runner.train()
@@ -286,7 +318,7 @@ def train_checkpoint(config: str = DEMO_CONFIG, out: str = DEMO_CHECKPOINT, *, e
         acc = classification_accuracy(model, test_cfg)
         state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         classes = runner.train_dataloader.dataset.metainfo.get("classes") or range(10)
-        meta = {"dataset_meta": {"classes": [str(c) for c in classes]},
+        meta = {"dataset_meta": {"classes": [str(c) for c in classes]}, "iter": int(total),
                 "vistsne": {"config": str(config), "iters": total,
                             "batch_size": int(cfg.train_dataloader.batch_size),
                             "seed": int(seed), "bf16": use_bf16,
