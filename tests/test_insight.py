@@ -114,7 +114,10 @@ def test_suspect_scores_and_precision():
 def test_color_by_every_field_and_the_errors(tmp_path):
     tree = write_image_tree(tmp_path / "imgs", classes=("a", "b", "c"), per_class=4)
     store = str(tmp_path / "s.zarr")
-    assert _invoke("-q", "extract", DEMO_CONFIG, "--images", tree, "--store", store, "--device", "cpu").exit_code == 0
+    # a head of this data's three classes (random init), so that predictions can be right or wrong
+    three = ["--cfg-options", "model.head.num_classes=3"]
+    assert _invoke("-q", "extract", DEMO_CONFIG, "--images", tree, *three, "--store", store,
+                   "--device", "cpu").exit_code == 0
     assert _invoke("-q", "embed", "--store", store, "--stage", "pre_logits", "--perplexity", "3",
                    "--n-iter", "250").exit_code == 0
     out = tmp_path / "figs"
@@ -136,3 +139,9 @@ def test_color_by_every_field_and_the_errors(tmp_path):
         grp.attrs.update({"extras": {}, "arrays": {k: v for k, v in grp.attrs["arrays"].items() if k not in extras}})
     r = _invoke("-q", "render", "--store", store, "--out", out, "--color-by", "prediction")
     assert r.exit_code == 2 and "has no predictions" in r.output and "vistsne extract" in r.output
+    # a head of other classes (the demo's ten digits) over three folders: said so
+    other = str(tmp_path / "other.zarr")
+    assert _invoke("-q", "extract", DEMO_CONFIG, "--images", tree, "--store", other, "--device", "cpu").exit_code == 0
+    assert _invoke("-q", "embed", "--store", other, "--perplexity", "3", "--n-iter", "250").exit_code == 0
+    r = _invoke("-q", "render", "--store", other, "--out", out, "--color-by", "confidence")
+    assert r.exit_code == 2 and "the model predicts 10 classes of its own, not this data's 3" in r.output

@@ -208,7 +208,7 @@ def embed_entry(store: Store, entry: str, stages: Sequence[str], params_list: Se
             continue
         X = store.read_rows(entry, indices, stage)
         labels = store.read_rows(entry, indices, what="label")
-        predictions = stored_predictions(store, entry, indices)
+        predictions = stored_predictions(store, entry, indices) if same_classes(meta) else None
         check_features(X, stage)
         keys = {sha256_json(p.to_dict()): key for p, key in todo}
         t_stage = time.perf_counter()
@@ -240,6 +240,12 @@ def embed_entry(store: Store, entry: str, stages: Sequence[str], params_list: Se
                                        False, result.seconds, result.metrics, result.n_iter_run, attrs))
         log.debug("stage %s: %d maps in %.1fs", stage, len(todo), time.perf_counter() - t_stage)
     return records
+
+
+def same_classes(meta: dict) -> bool:
+    """Whether the head predicts the dataset's own classes (so a prediction can be right or wrong)."""
+    pc = meta.get("prediction_classes")
+    return pc is None or list(pc) == list(meta.get("class_names") or [])
 
 
 def stored_predictions(store: Store, entry: str, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -329,6 +335,7 @@ def suspects_entry(store: Store, entry: str, ekey: str, top: int = 50) -> Suspec
     predictions = stored_predictions(store, entry, index)
     ids = store.dataset_ids(entry)
     names = list(meta["class_names"])
+    pred_names = list(meta.get("prediction_classes") or names)
     order = ranking(suspect, disagree)[:max(0, int(top))]
     items = []
     for pos in order.tolist():
@@ -338,8 +345,9 @@ def suspects_entry(store: Store, entry: str, ekey: str, top: int = 50) -> Suspec
                 "disagree": round(float(disagree[pos]), 4), "suspect": round(float(suspect[pos]), 4),
                 "prediction": None, "confidence": None}
         if predictions is not None:
-            item["prediction"] = names[int(predictions[0][pos, 0])]
+            item["prediction"] = pred_names[int(predictions[0][pos, 0])]
             item["confidence"] = round(float(predictions[1][pos, 0]), 4)
         items.append(item)
-    return SuspectReport(entry, info.stage, ekey, len(index), predictions is not None, items,
+    stage = " = ".join(info.attrs.get("stage_names") or [info.stage])
+    return SuspectReport(entry, stage, ekey, len(index), bool(info.attrs.get("suspect_uses_predictions")), items,
                          confusion(labels, majority, len(names)), names)

@@ -269,11 +269,13 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
         raise ConfigError(f"the model of {params.config} cannot be built: {e.__class__.__name__}: {text[-300:]}",
                           f"check --cfg-options {opts}" if opts else "check the config's model section") from e
     partial = None
+    ckpt_classes = None
     if info.checkpoint_path is not None:
         loaded = apply_checkpoint(model, info.checkpoint_path, params.trust_checkpoint,
                                   allow_partial=params.allow_partial_checkpoint,
                                   expected_sha256=info.checkpoint_sha256,
                                   expected_missing=getattr(model, "vistsne_added_keys", ()))
+        ckpt_classes = ((loaded.get("meta") or {}).get("dataset_meta") or {}).get("classes")
         if loaded["missing"] or loaded["shape_mismatch"]:
             partial = {k: loaded[k] for k in ("weights", "matched", "missing", "shape_mismatch", "unexpected")}
     reader = StageReader(model, params.vis_stage, params.pool)
@@ -355,8 +357,17 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
         meta = store.entry_meta(key)
         sets = dict(meta.get("stage_sets") or {})
         sets[params.vis_stage] = sorted(dims)
+        extra = {}
+        if reader.scores is not None:  # the classes the head predicts: the checkpoint's, else the data's
+            width = int(reader.scores.shape[1])
+            if ckpt_classes is not None and len(ckpt_classes) == width:
+                extra["prediction_classes"] = [str(c) for c in ckpt_classes]
+            elif len(class_names) == width:
+                extra["prediction_classes"] = list(class_names)
+            else:
+                extra["prediction_classes"] = [str(i) for i in range(width)]
         if ranks.main:
-            store.update_entry_meta(key, stages=dims, stage_sets=sets, aliases=dict(aliases))
+            store.update_entry_meta(key, stages=dims, stage_sets=sets, aliases=dict(aliases), **extra)
             ranks.barrier("letting the other ranks write")
 
     writer: list[str] = []

@@ -164,7 +164,10 @@ def row_fields(store: Store, entry: str, ekey: str, index: np.ndarray, labels: n
     """The per-row colour fields the store holds for these rows: the model's top-1 ``prediction`` and
     its ``confidence`` (and ``correct``) when the entry holds predictions, the map's ``suspect`` score."""
     fields: dict[str, np.ndarray] = {}
-    if set(index.tolist()) <= store.present(entry, ["pred_top5", "score_top5"]):
+    meta = store.entry_meta(entry)
+    pc = meta.get("prediction_classes")
+    same = pc is None or list(pc) == list(meta["class_names"])  # else predictions name other classes
+    if same and set(index.tolist()) <= store.present(entry, ["pred_top5", "score_top5"]):
         pred = store.read_rows(entry, index, what="pred_top5")[:, 0].astype(np.int64)
         fields["prediction"] = pred
         fields["confidence"] = np.clip(store.read_rows(entry, index, what="score_top5")[:, 0], 0, 1)
@@ -265,6 +268,14 @@ def render_entry(store: Store, entry: str, out_dir, params: RenderParams, *, sta
     names = names or {}
     maps = [load_map(store, entry, e, meta, need_thumbs, names.get(e.key), with_fields=need_fields)
             for e in infos]
+    pc = meta.get("prediction_classes")
+    if params.color_by in ("prediction", "correct", "confidence") and pc is not None \
+            and list(pc) != list(meta["class_names"]):
+        from ..errors import RenderError
+
+        raise RenderError(f"cannot colour by {params.color_by}: the model predicts {len(pc)} classes of its own, "
+                          f"not this data's {len(meta['class_names'])}",
+                          "colour by label or suspect, or extract with a model trained on these classes")
     if suffix:
         for m in maps:  # every map must have the field; the error says why not and how to get it
             m.color_field(params.color_by, command=extract_command_for(meta))
