@@ -228,7 +228,8 @@ def test_rows_are_matched_by_sample_identity_and_maps_are_cached(two_entries, tm
     shared = set(ids_a.tolist()) & set(ids_b.tolist())
     assert len(shared) == 18
     p = EmbedParams(perplexity=4, n_iter=300)
-    res = compare_entries(st, [keys["A"], keys["B"]], ["pre_logits"], p, labels_of=["A", "B"], progress=False)
+    res = compare_entries(st, [keys["A"], keys["B"]], ["pre_logits"], p, labels_of=["A", "B"], align="chain",
+                          progress=False)
     ma, mb = res.maps["pre_logits"]
     assert res.rows["pre_logits"] == 18
     assert list(ids_a[ma.indices]) == list(ids_b[mb.indices]) == list(res.ids["pre_logits"])
@@ -241,7 +242,8 @@ def test_rows_are_matched_by_sample_identity_and_maps_are_cached(two_entries, tm
     assert pair["displacement"] < 0.3
     assert ma.params["align"] == "chain" and "align" not in mb.params  # B, the last, is the reference
     assert st.embedding(keys["A"], ma.key).attrs["name"].endswith("align-chain")
-    again = compare_entries(st, [keys["A"], keys["B"]], ["pre_logits"], p, labels_of=["A", "B"], progress=False)
+    again = compare_entries(st, [keys["A"], keys["B"]], ["pre_logits"], p, labels_of=["A", "B"], align="chain",
+                            progress=False)
     assert all(m.cached for m in again.maps["pre_logits"])
     proc = compare_entries(st, [keys["A"], keys["B"]], ["pre_logits"], p, labels_of=["A", "B"],
                            align="procrustes", progress=False)
@@ -279,7 +281,7 @@ def test_compare_command_writes_the_figures_and_json(two_entries, tmp_path):
     proc = run_cli("-q", "compare", "--store", path, "--entry", keys["A"], "--entry", keys["B"],
                    "--perplexity", "4", "--n-iter", "300", "--out", str(out), "--json", timeout=900)
     doc = json.loads(proc.stdout)
-    assert doc["align"] == "chain" and doc["rows"]["pre_logits"] == 18
+    assert doc["align"] == "procrustes" and doc["rows"]["pre_logits"] == 18  # the default
     pair = doc["pairs"]["pre_logits"][0]
     for k in ("overlap", "overlap_null", "cka", "knn_acc_features_a", "knn_acc_map_b", "displacement",
               "classes", "changed"):

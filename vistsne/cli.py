@@ -507,8 +507,8 @@ def suspects(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dty
 @click.option("--reference", default=-1, show_default=True, type=int,
               help="Position of the reference entry (its map is the frame); -1 is the last.")
 @click.option("--align", type=click.Choice(["chain", "reference", "procrustes", "none"]), default=None,
-              help="chain (default): start each map from its neighbour's; reference: from the reference's; "
-                   "procrustes: independent maps, only rotated; none.")
+              help="procrustes (default): independent maps, only rotated onto the reference; chain: start each "
+                   "map from its neighbour's; reference: from the reference's; none.")
 @click.option("--out", "out_dir", default=os.path.join("work_dirs", "figures"), show_default=True,
               type=click.Path(), help="Where the figures go.")
 @click.option("--figures", default="sheet,curve,gif,html", show_default=True,
