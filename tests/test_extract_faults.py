@@ -237,3 +237,41 @@ def test_available_cores_follows_the_affinity():
                 "from vistsne.resources import available_cores; print(available_cores())")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT))
         assert out.stdout.strip() == "1", out.stderr
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_corrupt_image_is_named_in_one_line_and_good_rows_are_kept(tmp_path, workers):
+    tree = write_image_tree(tmp_path / "imgs", classes=("a", "b"), per_class=6)
+    (tree / "b" / "003.png").write_bytes(b"not a png at all")
+    store = str(tmp_path / "s.zarr")
+    r = run_cli("extract", DEMO_CONFIG, "--images", tree, "--store", store, "--device", "cpu", "--batch-size", "2",
+                "--flush-rows", "2", "--num-workers", str(workers), check=False)
+    assert r.returncode == 2, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "b/003.png cannot be read" in errors[0] and "Traceback" not in r.stderr
+    assert "remove or replace it, then run the same command" in errors[0]
+    st = Store(store, mode="r")
+    (key,) = st.entry_keys()
+    kept = st.present(key, ["pre_logits"])
+    assert len(kept) >= 6  # every row before the bad image (class a, then b/000-002) was committed
+    (tree / "b" / "003.png").unlink()
+    res = _extract(store, images=str(tree), max_num_class=20, max_num_samples=100)
+    assert res.rows == 11 and res.new_rows == 11 and res.entry != key  # the fixed folder is other data
+
+
+def test_declared_minimum_versions_have_what_the_code_uses():
+    """pyproject admits no torch without safe_globals and no zarr whose local store writes non-atomically."""
+    import re as _re
+
+    import torch
+    import zarr
+
+    text = (ROOT / "pyproject.toml").read_text()
+    torch_min = tuple(int(x) for x in _re.search(r'"torch>=(\d+)\.(\d+)', text).groups())
+    zarr_min = tuple(int(x) for x in _re.search(r'"zarr>=(\d+)\.(\d+)', text).groups())
+    assert torch_min >= (2, 5) and zarr_min >= (3, 1)
+    assert hasattr(torch.serialization, "safe_globals")
+    from zarr.storage import _local
+
+    assert "partial" in open(_local.__file__).read()  # temporary file, then rename
+    assert tuple(int(x) for x in zarr.__version__.split(".")[:2]) >= zarr_min

@@ -203,7 +203,29 @@ class _Rows:
 
     def __getitem__(self, i: int):
         di = int(self.todo[i])
-        return di, self.dataset[di]
+        try:
+            return di, self.dataset[di]
+        except Exception as e:  # noqa: BLE001 - an unreadable image: name the file, in one line
+            raise DatasetError(f"image {_sample_name(self.dataset, di)} cannot be read ({e.__class__.__name__}: "
+                               f"{(str(e).strip().splitlines() or [''])[0][:160]})",
+                               "remove or replace it, then run the same command") from e
+
+
+def _sample_name(dataset, di: int) -> str:
+    try:
+        info = dataset.get_data_info(di)
+    except Exception:  # noqa: BLE001
+        return f"#{di}"
+    return str(info.get("img_path") or info.get("sample_id") or f"#{di}")
+
+
+def _one_line(e: DatasetError) -> DatasetError:
+    """A DatasetError raised in a DataLoader worker comes back wrapped in its traceback: keep our line."""
+    text = str(e)
+    if "Original Traceback" not in text:
+        return e
+    last = [line for line in text.strip().splitlines() if line.strip()][-1]
+    return DatasetError(last.split("DatasetError: ", 1)[-1])
 
 
 SIZE_HINT = ("pass --image-size N to resize every image to N x N (the size the config's model expects), "
@@ -424,6 +446,9 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
                         flush()
             flush()
             bar.wait_all()  # rank 0's bar follows the other ranks to the end
+    except DatasetError as e:
+        flush()  # the rows before the bad image are kept
+        raise _one_line(e) from None
     except (KeyboardInterrupt, _Interrupted):
         flush()  # commit what was computed, so that "committed rows are kept" is true
         log.warning("interrupted after %d new rows; they are committed, and the same command resumes", new_rows)
