@@ -152,7 +152,8 @@ def test_float16_and_cli_json(store_path):
     assert out["rows"] == 4 and out["new_rows"] == 4 and out["cached"] is False
     st = Store(store_path)
     part = st.parts(out["entry"])[0]
-    assert st.root["entries"][out["entry"]]["parts"][part.name]["feat"]["pre_logits"].dtype == np.float16
+    stored = st.stored_stage(out["entry"], "pre_logits")  # pre_logits = backbone.3 here: stored once
+    assert st.root["entries"][out["entry"]]["parts"][part.name]["feat"][stored].dtype == np.float16
 
 
 def _stopped(pid: int, timeout: float = 10.0) -> bool:

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from vistsne.cli import cli
 
-from .conftest import DEMO_CONFIG, ROOT, run_cli, write_image_tree
+from .conftest import DEMO_CONFIG, ROOT, STAGES_CONFIG, run_cli, write_image_tree
 
 CLASSES = tuple(f"c{i:02d}" for i in range(21)) + ("Über",)
 FAST = ["--n-iter", "250", "--perplexity", "5"]
@@ -30,7 +30,7 @@ def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("first_hour")
     tree = write_image_tree(root / "my_images", classes=CLASSES, per_class=3)
     store = str(root / "store.zarr")
-    r = _invoke("-q", "extract", DEMO_CONFIG, "--images", tree, "--store", store, "--max-num-class", "all",
+    r = _invoke("-q", "extract", STAGES_CONFIG, "--images", tree, "--store", store, "--max-num-class", "all",
                 "--device", "cpu", "--json")
     assert r.exit_code == 0, r.output
     return tree, store, json.loads(r.stdout)["entry"]
@@ -119,7 +119,8 @@ def test_13_ls_tells_two_folders_apart(folder, tmp_path):
     assert lines[0].split()[:5] == ["key", "config", "checkpoint", "data", "rows"]
     assert any(f"images {tree}" in line and "3/class" in line for line in lines)
     assert any(f"images {other}" in line and "2/class" in line for line in lines)
-    assert all("digits_resnet18.py" in line for line in lines[1:-1])  # the name, never cut from the left
+    assert any("digits_three_stages.py" in line for line in lines[1:-1])  # the name, never cut from the left
+    assert any("digits_resnet18.py" in line for line in lines[1:-1])
     assert lines[-1].startswith("store ls: ")
 
 
@@ -203,7 +204,7 @@ def test_17_help_shows_defaults_and_says_what_options_do(tmp_path):
     assert "logs and models" not in text
     r = run_cli("render", "--help")
     text = " ".join(r.stdout.split())
-    assert text.count("Only picks the stored entry") == 7 and "--trust-checkpoint" not in text
+    assert text.count("Only picks the stored entry") == 8 and "--trust-checkpoint" not in text
     make = (ROOT / "Makefile").read_text()
     assert "OUT         ?= work_dirs/figures" in make
     assert 'default=os.path.join("work_dirs", "figures")' in (ROOT / "vistsne" / "cli.py").read_text()
@@ -211,7 +212,7 @@ def test_17_help_shows_defaults_and_says_what_options_do(tmp_path):
 
 def test_18_counts_are_singular_when_one(folder):
     tree, store, key = folder
-    r = _invoke("embed", "--store", store, "--stage", "neck", *FAST)
+    r = _invoke("embed", "--store", store, "--entry", key[:12], "--stage", "neck", *FAST)
     assert "1 map (" in r.output and "over 1 stage in" in r.output
 
 

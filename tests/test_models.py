@@ -285,7 +285,8 @@ def test_mae_stores_backbone_only(tmp_path, tree, store_path):
     cfg, test_cfg = _mae(tmp_path, tree)
     res = _run(cfg, store_path, None, test_cfg=test_cfg)
     assert res.stages == {"backbone.1": 32}
-    assert res.notes == ["MAE extracts backbone features only; no neck or pre_logits stage stored"]
+    assert res.notes == ["MAE extracts backbone features only; no neck or pre_logits stage stored",
+                         "MAE has no classification head: no predictions stored"]
     mean = _features(store_path, res)["backbone.1"]
     # the unmasked encoder: the same weights give the same rows with --images and a batch of one
     one = _run(cfg, str(tmp_path / "one.zarr"), tree, test_cfg=test_cfg, batch_size=1)

@@ -490,7 +490,9 @@ def suspects(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dty
         click.echo(f"{i:>3}  {it['suspect']:7.3f}  {it['label'][:16]:16} {it['neighbour_majority'][:16]:16} "
                    f"{pred[:22]:22}  {it['path'] or '#' + str(it['dataset_index'])}")
     if not report.uses_predictions:
-        click.echo("(no predictions in this entry: scores use the neighbourhoods only; re-extract to add them)")
+        has = any(it["prediction"] is not None for it in report.items)
+        click.echo("(the model predicts other classes than this data's: scores use the neighbourhoods only)" if has
+                   else "(no predictions in this entry: scores use the neighbourhoods only; re-extract to add them)")
     where = f"; sheet {sheet}" if sheet else ""
     click.echo(f"suspects: entry {report.entry[:12]} stage {report.stage}: {_plural(len(report.items), 'row')} of "
                f"{report.rows} listed in {time.perf_counter() - t0:.1f}s{where}")

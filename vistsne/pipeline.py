@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .locate import EntryRef, find_entry
+
+__all__ = ["EntryRef", "Request", "RunOutput", "EmbedRun", "open_store", "extract", "embed", "render", "run",
+           "suspects", "default_stage"]
 from .resources import available_cores
 from .selection import RowSelection
 from .store import Store

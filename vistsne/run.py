@@ -168,6 +168,13 @@ class RunResult:
                 "files": [str(f) for f in self.files], "seconds": round(self.seconds, 3)}
 
 
+def asked_name(rec, requested) -> str:
+    """The name a map was asked for: a stage stored once under several names (``neck`` = ``backbone.3``)
+    is written under the name the reference's ``--vis-stage`` picked."""
+    names = list((rec.attrs or {}).get("stage_names") or [rec.stage])
+    return next((n for n in names if n in requested), rec.stage)
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
@@ -227,9 +234,15 @@ def run(argv: list[str], *, show_progress: bool = True) -> RunResult:
         if args.learning_rate:
             log.info("learning rate %g (scikit-learn units, as vis_tsne.py) = %g in openTSNE units",
                      args.learning_rate, args.learning_rate * SKLEARN_LR_FACTOR)
+        requested: list[str] = []
+
+        def pick(dims):
+            requested[:] = stage_arrays(dims, args.vis_stage)
+            return list(requested)
+
         request = pipeline.Request(
-            extract=xparams, out_dir=out_dir, stages=lambda dims: stage_arrays(dims, args.vis_stage),
-            embed=[eparams], render=rparams, names=lambda rec: f"feat_{rec.stage}", html_name="tsne.html",
+            extract=xparams, out_dir=out_dir, stages=pick, embed=[eparams], render=rparams,
+            names=lambda rec: f"feat_{asked_name(rec, requested)}", html_name="tsne.html",
             sheets=False)
         out = pipeline.run(store, request, progress=show_progress)
         res = out.extracted
@@ -237,7 +250,7 @@ def run(argv: list[str], *, show_progress: bool = True) -> RunResult:
                  "cache hit, no inference" if res.cached else f"{res.new_rows} computed")
         files: list[Path] = []
         for rec in out.records:
-            npy = out_dir / f"feat_{rec.stage}.npy"
+            npy = out_dir / f"feat_{asked_name(rec, requested)}.npy"
             np.save(npy, store.read_rows(res.entry, store.read_embedding(res.entry, rec.key)[1], rec.stage))
             files.append(npy)
             log.info("stage %s: t-SNE %s, 10-NN accuracy in the map %.3f", rec.stage,

@@ -63,7 +63,8 @@ def run_demo(store, out_dir: str, checkpoint: str = DEMO_CHECKPOINT, progress: b
         done = pipeline.run(store, request, progress=progress)
         entries[label] = done.entry
         figures += done.files
-        rec = next(r for r in done.records if "pre_logits" in (r.attrs.get("stage_names") or [r.stage]))
+        stored = store.stored_stage(done.entry, "pre_logits")  # pre_logits is stored once, as backbone.3
+        rec = next(r for r in done.records if r.stage == stored)
         accuracy[label] = float(rec.metrics["knn_acc_map"])
         cells.append((done.entry, rec.key))
         captions[(done.entry, rec.key)] = (f"{label}: 10-NN acc {accuracy[label]:.3f}, "
@@ -72,10 +73,9 @@ def run_demo(store, out_dir: str, checkpoint: str = DEMO_CHECKPOINT, progress: b
                               out / "demo_trained_vs_untrained.png", RenderParams(legend=True), captions)
     figures.append(comparison)
     # the trained checkpoint's likeliest label errors, as a contact sheet
-    from ..locate import EntryRef
     from ..selection import RowSelection
 
-    _, sheet = pipeline.suspects(store, EntryRef(entry=entries["trained"]), "pre_logits", RowSelection(), top=24,
+    _, sheet = pipeline.suspects(store, pipeline.EntryRef(entry=entries["trained"]), "pre_logits", RowSelection(), top=24,
                                  out_dir=out, render_params=RenderParams(), progress=progress)
     if sheet is not None:
         figures.append(sheet)
