@@ -42,7 +42,7 @@ from .params import EmbedParams, resolve
 log = logging.getLogger("vistsne")
 
 ALIGN_METHODS = ("chain", "reference", "procrustes", "none")
-#: Chosen by `python benchmarks/compare.py` (docs/COMPARE.md): chain and reference move points
+#: Chosen by `python benchmarks/compare.py` (README, `vistsne compare`): chain and reference move points
 #: least, but a map started from a more structured neighbour's layout keeps structure its own
 #: features lack (random init started from the trained map: 10-NN accuracy in the map +0.08,
 #: trustworthiness -0.012 against its independent map; +0.022 / -0.001 with early
