@@ -298,3 +298,30 @@ def test_mae_stores_backbone_only(tmp_path, tree, store_path):
     for stage in ("neck", "pre_logits"):
         with pytest.raises(StageError, match="extract_feat has no stage"):
             _run(cfg, store_path, None, test_cfg=test_cfg, vis_stage=stage)
+
+
+# ------------------------------------------- every stage in one pass (issue 18)
+
+
+def test_backbone_stages_all_for_convnext_swin_and_vit(tmp_path, tree):
+    """``--backbone-stages all``: every ConvNeXt and Swin stage, every ViT layer, in one forward pass."""
+    convnext = _config(tmp_path, "convnext_all", "convnext/convnext-tiny_32xb128_in1k.py", """
+        model = dict(backbone=dict(arch='atto', drop_path_rate=0.), head=dict(in_channels=320, num_classes=2))
+        """)
+    res = _run(convnext, str(tmp_path / "c.zarr"), tree, backbone_stages="all")
+    assert [s for s in res.stages if s.startswith("backbone")] == [f"backbone.{i}" for i in range(4)]
+    assert res.stages["backbone.0"] == 40 and res.stages["backbone.3"] == 320
+    swin = _config(tmp_path, "swin_all", "swin_transformer/swin-tiny_16xb64_in1k.py", f"""
+        model = dict(
+            backbone=dict(arch=dict(_delete_=True, embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2]),
+                          img_size={SIZE}, window_size=2, pad_small_map=True, drop_path_rate=0.),
+            head=dict(in_channels=128, num_classes=2))
+        """)
+    res = _run(swin, str(tmp_path / "s.zarr"), tree, backbone_stages="all")
+    assert [res.stages[f"backbone.{i}"] for i in range(4)] == [16, 32, 64, 128]
+    vit = _vit(tmp_path, "cls_token")
+    res = _run(vit, str(tmp_path / "v.zarr"), tree, backbone_stages="all")
+    assert [s for s in res.stages if s.startswith("backbone")] == ["backbone.0", "backbone.1"]  # 2 layers
+    only_first = _run(vit, str(tmp_path / "v1.zarr"), tree, backbone_stages=(0,))
+    np.testing.assert_allclose(_features(str(tmp_path / "v1.zarr"), only_first)["backbone.0"],
+                               _features(str(tmp_path / "v.zarr"), res)["backbone.0"], rtol=1e-5, atol=1e-6)
