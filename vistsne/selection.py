@@ -28,7 +28,7 @@ def parse_limit(value, flag: str) -> int | None:
     try:
         n = int(value)
     except (TypeError, ValueError):
-        raise ParamError(f"{flag} {value!r} is not a number", f"pass a positive number or all") from None
+        raise ParamError(f"{flag} {value!r} is not a number", "pass a positive number or all") from None
     if n < 1:
         raise ParamError(f"{flag} must be at least 1", "pass a positive number, or all")
     return n

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import RenderError
 from .colors import class_colors
-from .params import STATIC_FORMATS, MapData, RenderParams, check_out_dir
+from .params import MapData, RenderParams
 from .titles import MatplotlibMeasure, fit_text
 
 # Layout, in inches
@@ -177,18 +177,10 @@ def render_depth(stages: Sequence[str], feature_acc: Sequence[float | None],
     """Write the depth figure (:func:`build_depth_figure`) to ``out_path``:
     the format is its suffix (png, svg or pdf), with none the first static
     format of ``params`` (png when none)."""
-    from .static import _showing, save_figure
+    from .static import _showing, figure_path, save_figure
 
     params = params.validate()
-    out_path = Path(out_path)
-    fmt = out_path.suffix.lower().lstrip(".")
-    if not fmt:
-        fmt = (params.static_formats or ("png",))[0]
-        out_path = out_path.with_name(f"{out_path.name}.{fmt}")
-    if fmt not in STATIC_FORMATS:
-        raise RenderError(f"a depth figure cannot be written as {fmt!r}",
-                          f"use a file name ending in {', '.join('.' + f for f in STATIC_FORMATS)}")
-    check_out_dir(out_path.parent)
+    out_path, fmt = figure_path(out_path, params, "a depth figure")
     showing = _showing(params)
     fig = build_depth_figure(stages, feature_acc, map_acc, title, chance=chance, maps=maps,
                              params=params, pyplot=showing)

@@ -527,6 +527,21 @@ def _sheet_correct_entries(fcs: Sequence[FieldColors]):
             (f"wrong ({span(wrong)})", fcs[0].table[1])], "top-1 prediction"
 
 
+def figure_path(out_path, params: RenderParams, what: str) -> tuple[Path, str]:
+    """``(path, format)`` of a figure: the format is the path's suffix (png, svg or pdf); with no
+    suffix, the first static format of ``params`` (png when none) is added. The folder is checked."""
+    out_path = Path(out_path)
+    fmt = out_path.suffix.lower().lstrip(".")
+    if not fmt:
+        fmt = (params.static_formats or ("png",))[0]
+        out_path = out_path.with_name(f"{out_path.name}.{fmt}")
+    if fmt not in STATIC_FORMATS:
+        raise RenderError(f"{what} cannot be written as {fmt!r}",
+                          f"use a file name ending in {', '.join('.' + f for f in STATIC_FORMATS)}")
+    check_out_dir(out_path.parent)
+    return out_path, fmt
+
+
 def render_sheet(grid: Sequence[Sequence[MapData | None]], row_labels: Sequence[str],
                  col_labels: Sequence[str], out_path, params: RenderParams, *,
                  title: str = "") -> Path:
@@ -534,15 +549,7 @@ def render_sheet(grid: Sequence[Sequence[MapData | None]], row_labels: Sequence[
     perplexities). The format is ``out_path``'s suffix (png, svg or pdf); with
     no suffix, the first static format of ``params`` (png when none)."""
     params = params.validate()
-    out_path = Path(out_path)
-    fmt = out_path.suffix.lower().lstrip(".")
-    if not fmt:
-        fmt = (params.static_formats or ("png",))[0]
-        out_path = out_path.with_name(f"{out_path.name}.{fmt}")
-    if fmt not in STATIC_FORMATS:
-        raise RenderError(f"a sweep sheet cannot be written as {fmt!r}",
-                          f"use a file name ending in {', '.join('.' + f for f in STATIC_FORMATS)}")
-    check_out_dir(out_path.parent)
+    out_path, fmt = figure_path(out_path, params, "a sweep sheet")
     showing = _showing(params)
     fig = build_sheet_figure(grid, row_labels, col_labels, params, title=title, pyplot=showing)
     save_figure(fig, out_path, fmt, params.dpi)

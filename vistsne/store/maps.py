@@ -201,15 +201,4 @@ class MapsMixin:
             self._drop_attempt(emb, name)
 
     def _drop_attempt(self, emb, name: str) -> None:
-        try:
-            grp = emb[name]
-            if grp.attrs.get("complete"):
-                grp.attrs.update({"complete": False, "dropped": writers.now_iso()})  # hidden first
-        except (KeyError, FileNotFoundError):
-            return
-        except Exception:  # noqa: BLE001 - unreadable metadata: nothing counts it as complete
-            pass
-        try:
-            del emb[name]
-        except (KeyError, FileNotFoundError):
-            pass
+        writers.drop_group(emb, name, "complete")  # hidden first, then deleted

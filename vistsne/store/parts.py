@@ -161,20 +161,8 @@ class PartsMixin:
     def remove_part(self, key: str, name: str) -> None:
         """Drop a part: its commit marker first (its rows read as missing from then on), then its data."""
         pg = self._parts(key)
-        if pg is None:
+        if pg is None or not writers.drop_group(pg, name, "committed"):
             return
-        try:
-            grp = pg[name]
-            if grp.attrs.get("committed"):
-                grp.attrs.update({"committed": False, "dropped": writers.now_iso()})
-        except (KeyError, FileNotFoundError):
-            return
-        except Exception:  # noqa: BLE001 - unreadable metadata: nothing counts it as committed
-            pass
-        try:
-            del pg[name]
-        except (KeyError, FileNotFoundError):
-            pass
         self._forget_part(key, name)
 
     # ------------------------------------------------------------ reading

@@ -128,3 +128,21 @@ def live(writer: dict | None, older_than: float, since: str | None = None) -> bo
     if same_host(writer):
         return alive(writer)
     return age_seconds(since or writer.get("since")) <= older_than
+
+
+def drop_group(parent, name: str, marker: str) -> bool:
+    """Remove ``parent[name]`` so that no reader ever sees it as whole: its ``marker`` attribute
+    (``committed``, ``complete``) is cleared first, then the group is deleted. False when it was gone."""
+    try:
+        grp = parent[name]
+        if grp.attrs.get(marker):
+            grp.attrs.update({marker: False, "dropped": now_iso()})
+    except (KeyError, FileNotFoundError):
+        return False
+    except Exception:  # noqa: BLE001 - unreadable metadata: nothing counts it as whole
+        pass
+    try:
+        del parent[name]
+    except (KeyError, FileNotFoundError):
+        pass
+    return True
