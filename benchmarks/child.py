@@ -148,12 +148,13 @@ def job_small_store(args):
     entry, stage, n = args["entry"], args["stage"], int(args["n"])
     idx = select_cached_rows(src, entry, stage, RowSelection(None, 10, n // 10))
     meta = src.entry_meta(entry)
+    feats = src.read_rows(entry, idx, stage)  # the stored array, if the stage is another's alias
     dst = Store(args["dest"])
-    dst.create_entry(entry, {**meta, "stages": {}, "stage_sets": {}}, src.dataset_labels(entry))
-    feats = src.read_rows(entry, idx, stage)
+    # this stage alone, under its own name (no aliases: the source may store it once under another name)
+    dst.create_entry(entry, {**meta, "stages": {stage: int(feats.shape[1])}, "stage_sets": {"all": [stage]},
+                             "aliases": {}}, src.dataset_labels(entry))
     dst.write_part(entry, idx, src.read_rows(entry, idx, what="label"), src.read_rows(entry, idx, what="thumb"),
                    {stage: feats})
-    dst.update_entry_meta(entry, stages={stage: int(feats.shape[1])}, stage_sets={"all": [stage]})
     return {"rows": int(len(idx)), "entry": entry, "stage": stage}
 
 
