@@ -22,6 +22,9 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)  # never let a bench module shadow a library module
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+if os.environ.get("VISTSNE_BENCH_TREE"):
+    # a snapshot of the working tree's vistsne/ (benchmarks.common.after_version): its package, ROOT's benchmarks
+    sys.path.insert(0, os.environ["VISTSNE_BENCH_TREE"])
 
 warnings.filterwarnings("ignore")
 
@@ -495,6 +498,207 @@ def job_import_check(args):
     heavy = ["torch", "mmpretrain.models", "mmpretrain", "torchvision", "openTSNE", "sklearn", "matplotlib"]
     return {"seconds": time.perf_counter() - t0, "exit_code": code,
             "imported": {m: m in sys.modules for m in heavy}}
+
+
+# ------------------------------------------- store seams and checks (9, 10)
+def job_seams_store(args):
+    """A store of one entry: the bench entry's selection of N rows, every stage under its own name, in
+    1,024-row parts."""
+    import numpy as np
+
+    from vistsne.embed.entry import select_cached_rows
+    from vistsne.selection import RowSelection
+    from vistsne.store import Store
+
+    src = Store(args["store"], mode="r")
+    entry, n = args["entry"], int(args["n"])
+    meta = src.entry_meta(entry)
+    stages = list(meta["stages"])
+    idx = select_cached_rows(src, entry, args["stage"], RowSelection(None, 10, n // 10))
+    dst = Store(args["dest"])
+    # every stage under its own name, no aliases: the layout both versions read (the working tree stores
+    # identical stages once, as aliases, which 7fc1473 does not know)
+    dst.create_entry(entry, {**meta, "aliases": {}}, src.dataset_labels(entry))
+    per = int(args.get("part_rows", 1024))
+    t0 = time.perf_counter()
+    for lo in range(0, len(idx), per):
+        sel = idx[lo:lo + per]
+        dst.write_part(entry, sel, src.read_rows(entry, sel, what="label"), src.read_rows(entry, sel, what="thumb"),
+                       {s: src.read_rows(entry, sel, s) for s in stages})
+    parts = [p for p in dst.parts(entry) if p.committed]
+    np.save(Path(args["dest"]).with_suffix(".rows.npy"), idx)
+    return {"entry": entry, "rows": int(len(idx)), "parts": len(parts), "part_rows": per, "stages": meta["stages"],
+            "bytes": dst.size_bytes(entry), "write_seconds": time.perf_counter() - t0,
+            "rows_npy": str(Path(args["dest"]).with_suffix(".rows.npy"))}
+
+
+def job_read_check(args):
+    """10a: a stage read with and without the completeness check (``store_checks.read_check_cost``)."""
+    from benchmarks.store_checks import read_check_cost
+
+    return read_check_cost(rows=int(args["rows"]), dim=int(args.get("dim", 512)), parts=int(args["parts"]),
+                           reps=int(args["reps"]))
+
+
+def _plain_write(group, name, data, chunks, sizes):
+    """``vistsne.store.arrays.write`` as the store wrote before the checks (7fc1473): zarr's default
+    compressor (zstd, no crc32c), chunks equal to the fill value skipped, no size record."""
+    import numpy as np
+
+    arr = group.create_array(name, data=data, chunks=chunks)
+    return {"shape": [int(s) for s in arr.shape], "chunks": int(np.prod(arr.cdata_shape, dtype=np.int64))}
+
+
+def job_extract_checks(args):
+    """10c: one real extraction into a fresh store, ``Store.write_part`` timed; ``checks`` false writes
+    parts as before the checks (no crc32c, no every-chunk writes, no size records, no chunk checks)."""
+    import numpy as np
+    import torch  # noqa: F401  (imports are not what is measured)
+
+    import mmpretrain.datasets  # noqa: F401
+    import mmpretrain.models  # noqa: F401
+    import sklearn.datasets  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
+    import vistsne.extract.digits  # noqa: F401
+    import vistsne.store.arrays as A
+    import zarr
+    from vistsne.extract import ExtractParams, extract_entry
+    from vistsne.store import Store
+
+    _quiet()
+    if not args["checks"]:
+        A.write = _plain_write
+        Store.check_chunks = False
+    spent = {"s": 0.0, "n": 0}
+    orig = Store.write_part
+
+    def timed(self, *a, **k):
+        t = time.perf_counter()
+        try:
+            return orig(self, *a, **k)
+        finally:
+            spent["s"] += time.perf_counter() - t
+            spent["n"] += 1
+
+    Store.write_part = timed
+    params = ExtractParams(**args["params"]).validate()
+    gc.collect()
+    t0 = time.perf_counter()
+    res = extract_entry(Store(args["store"]), params, progress=False)
+    seconds = time.perf_counter() - t0
+    # what the parts hold: the checksum codec or not
+    st = Store(args["store"], mode="r")
+    (part, *_) = [p for p in st.parts(res.entry) if p.committed]
+    stage = next(iter(part.stages))
+    arr = zarr.open_group(args["store"], mode="r")[f"entries/{res.entry}/parts/{part.name}/feat/{stage}"]
+    return {"seconds": seconds, "write_part_seconds": spent["s"], "write_part_calls": spent["n"],
+            "rows": res.rows, "new_rows": res.new_rows, "crc32c": A.has_checksums(arr),
+            "chunk_rows": int(arr.chunks[0]), "rows_per_part": int(np.ceil(res.rows / max(1, spent["n"])))}
+
+
+def job_write_part_cost(args):
+    """10c: ``Store.write_part`` of one part's arrays (the seams store's first part) into fresh stores, with
+    the checks (as the store writes now) and without them (``_plain_write``, as before), alternating."""
+    import shutil
+    import tempfile
+
+    import numpy as np
+    import zarr
+
+    import vistsne.store.arrays as A
+    from vistsne.store import Store
+
+    src = Store(args["store"], mode="r")
+    entry = args["entry"]
+    part = [p for p in src.parts(entry) if p.committed][0]
+    g = zarr.open_group(args["store"], mode="r")
+    base = f"entries/{entry}/parts/{part.name}"
+    index, label, thumb = (np.asarray(g[f"{base}/{a}"][:]) for a in ("index", "label", "thumb"))
+    feats = {s: np.asarray(g[f"{base}/feat/{s}"][:]) for s in part.stages}
+    meta = src.entry_meta(entry)
+    labels = src.dataset_labels(entry)
+    checked = A.write
+    out = {"checks": [], "no_checks": []}
+    reps = int(args["reps"])
+    tmp_root = tempfile.mkdtemp(prefix="write-part-", dir=args.get("tmp"))
+    try:
+        for r in range(reps + 1):  # the first round warms up and is dropped
+            for name in (("checks", "no_checks") if r % 2 == 0 else ("no_checks", "checks")):
+                A.write = checked if name == "checks" else _plain_write
+                st = Store(f"{tmp_root}/{name}-{r}.zarr")
+                st.create_entry(entry, meta, labels)
+                t0 = time.perf_counter()
+                st.write_part(entry, index, label, thumb, feats)
+                if r:
+                    out[name].append(time.perf_counter() - t0)
+                shutil.rmtree(f"{tmp_root}/{name}-{r}.zarr", ignore_errors=True)
+    finally:
+        A.write = checked
+        shutil.rmtree(tmp_root, ignore_errors=True)
+    return {"rows": int(len(index)), "stages": list(feats), **out}
+
+
+def job_codec_cost(args):
+    """10c: one part's arrays (the seams store's first part) written and read through zarr directly: with
+    the crc32c codec and every chunk written (as the store writes now), without the codec, and without it
+    with chunks equal to the fill value skipped (zarr's default, as the store wrote before)."""
+    import shutil
+    import tempfile
+
+    import numpy as np
+    import zarr
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
+    from vistsne.store import Store
+
+    st = Store(args["store"], mode="r")
+    entry = args["entry"]
+    part = [p for p in st.parts(entry) if p.committed][0]
+    g = zarr.open_group(args["store"], mode="r")
+    base = f"entries/{entry}/parts/{part.name}"
+    data = {a: np.asarray(g[f"{base}/{a}"][:]) for a in ["index", "label", "thumb", *(f"feat/{s}" for s in part.stages)]}
+    n = len(data["index"])
+    nbytes = sum(int(v.nbytes) for v in data.values())
+    zstd = ZstdCodec(level=0, checksum=False)
+    # name: (compressors, write every chunk); "plain_skip" is how the store wrote before the checks
+    variants = {"crc32c": ((zstd, Crc32cCodec()), True), "plain": ((zstd,), True), "plain_skip": ((zstd,), False)}
+    out = {k: {"write": [], "read": []} for k in variants}
+    reps = int(args["reps"])
+    names = list(variants)
+    tmp_root = tempfile.mkdtemp(prefix="codec-", dir=args.get("tmp"))
+    try:
+        for r in range(reps + 1):  # the first round warms up and is dropped
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                path = f"{tmp_root}/{name}-{r}.zarr"
+                codecs, every_chunk = variants[name]
+                t0 = time.perf_counter()
+                grp = zarr.open_group(path, mode="w")
+                for a, v in data.items():
+                    rows = max(1, min(n, 1024 if a == "thumb" else 4096))
+                    grp.create_array(a, data=v, chunks=(rows,) + v.shape[1:], compressors=codecs,
+                                     config={"write_empty_chunks": every_chunk})
+                tw = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                rg = zarr.open_group(path, mode="r")
+                for a, v in data.items():
+                    got = np.asarray(rg[a][:])
+                tr = time.perf_counter() - t0
+                assert got.shape == v.shape
+                if r:
+                    out[name]["write"].append(tw)
+                    out[name]["read"].append(tr)
+                shutil.rmtree(path, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+    return {"rows": n, "arrays": list(data), "raw_bytes": nbytes, **out}
+
+
+def job_verify_store(args):
+    """10d: a store of ~size_mb MB of features for ``vistsne store verify --deep``."""
+    from benchmarks.store_checks import make_verify_store
+
+    return make_verify_store(args["path"], float(args["size_mb"]), dim=int(args.get("dim", 512)),
+                             parts=int(args.get("parts", 20)))
 
 
 JOBS = {name[4:]: fn for name, fn in globals().items() if name.startswith("job_")}

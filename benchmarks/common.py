@@ -15,9 +15,11 @@ interpreter start and imports do not count.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -69,11 +71,23 @@ class Mode:
     #: repetitions of the extraction pairs (None: ``reps``); the bare loop's
     #: run-to-run spread is the widest of all, so the default run takes 5
     extract_reps: int | None = None
+    #: rows of the entry that items 9 and 10 run whole ``vistsne`` processes on
+    #: (the selection ``--max-num-class 10 --max-num-samples seams_n/10``)
+    seams_n: int = 20000
+    #: repetitions of the short whole-process comparisons of items 9 and 10 (None: ``reps``)
+    process_reps: int | None = 5
+    #: untimed warm-up rounds before those comparisons (bytecode of the worktree, font and page caches)
+    warmup: int = 1
+    #: 10a: rows and parts of the stage read with and without the completeness check
+    checks_read_rows: int = 20000
+    checks_read_parts: int = 20
+    #: 10d: MB of features that ``vistsne store verify --deep`` reads
+    verify_mb: float = 1000.0
 
     @property
     def max_n(self) -> int:
         return max(self.engine_sizes + self.method_sizes + self.overhead_sizes
-                   + [self.sweep_n, self.profile_n])
+                   + [self.sweep_n, self.profile_n, self.seams_n])
 
 
 def make_mode(name: str, full: bool = False) -> Mode:
@@ -81,11 +95,13 @@ def make_mode(name: str, full: bool = False) -> Mode:
         m = Mode("tiny", reps=1, engine_sizes=[200], method_sizes=[200], retune_n=200,
                  extract_r18_n=200, extract_r50_n=16, sweep_n=200, overhead_sizes=[200],
                  expand=1000, profile_n=200, sweep_perplexities=(5.0, 15.0, 30.0, 50.0), n_iter=300,
-                 profile_in_rep=True, profile_cold_run=False)
+                 profile_in_rep=True, profile_cold_run=False, seams_n=200, process_reps=1, warmup=0,
+                 checks_read_rows=1000, checks_read_parts=2, verify_mb=10.0)
     elif name == "quick":
         m = Mode("quick", reps=3, engine_sizes=[1000], method_sizes=[1000], retune_n=500,
                  extract_r18_n=1000, extract_r50_n=32, sweep_n=500, overhead_sizes=[1000],
-                 profile_n=1000, profile_cold_run=False, profile_models=1)
+                 profile_n=1000, profile_cold_run=False, profile_models=1, seams_n=1000, process_reps=3,
+                 checks_read_rows=5000, checks_read_parts=5, verify_mb=100.0)
     else:
         m = Mode("default", reps=3, engine_sizes=[2000, 10000, 20000],
                  method_sizes=[1000, 2000, 3000, 5000, 7000, 10000], retune_n=2000,
@@ -294,4 +310,177 @@ def versions() -> dict:
         out["git_dirty"] = bool(dirty)
     except (OSError, subprocess.SubprocessError):
         out["git_commit"] = None
+    return out
+
+
+# ------------------------------------------- before / after: two versions
+#: "Before" of the before/after items (9 seams, 10 store_checks): the last
+#: commit before the store refactor (store package, checksums, row reads of
+#: only the needed chunks, cached part indices, embed reading features only
+#: on a cache miss).
+BEFORE_COMMIT = "7fc1473"
+#: Stage the before/after items embed (the CLI's usual choice for a classifier map).
+SEAMS_STAGE = "pre_logits"
+
+_CLEANUPS: list[Callable[[], None]] = []
+
+
+def at_exit(fn: Callable[[], None]) -> None:
+    """Register ``fn`` for :func:`run_cleanups` (run.py calls it when the run ends, failed or not)."""
+    _CLEANUPS.append(fn)
+
+
+def run_cleanups() -> None:
+    while _CLEANUPS:
+        fn = _CLEANUPS.pop()
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - a failed cleanup must not hide the run's own error
+            print(f"bench cleanup failed: {e}", file=sys.stderr)
+
+
+@dataclass
+class Version:
+    """One version of vistsne: its tree root; its commands run with ``PYTHONPATH`` and cwd set to it."""
+
+    name: str            # "before" / "after"
+    label: str           # "7fc1473" / "working tree"
+    root: Path
+    imported: str = ""   # vistsne.__file__ as a process of this version imports it
+
+    def env(self) -> dict[str, str]:
+        return {**CHILD_ENV, "PYTHONPATH": str(self.root)}
+
+    def child_env(self) -> dict[str, str]:
+        """Environment of a :func:`run_child` job that imports this version's vistsne (``child.py``)."""
+        return {**CHILD_ENV, "VISTSNE_BENCH_TREE": str(self.root)}
+
+    def run(self, *args: Any, timeout: float | None = 900, check: bool = True,
+            python_c: str | None = None) -> ChildResult:
+        """``python -m vistsne ARGS`` of this version as a whole process (``python -c CODE ARGS`` with
+        ``python_c``)."""
+        head = [PYTHON, "-c", python_c] if python_c else [PYTHON, "-m", "vistsne"]
+        return run_process([*head, *map(str, args)], env=self.env(), cwd=self.root, timeout=timeout, check=check)
+
+
+def _check_import(v: Version) -> Version:
+    res = run_process([PYTHON, "-c", "import vistsne; print(vistsne.__file__)"], env=v.env(), cwd=v.root)
+    v.imported = res.stdout.strip()
+    want = str(Path(v.root).resolve() / "vistsne")
+    if not str(Path(v.imported).resolve()).startswith(want + os.sep):
+        raise RuntimeError(f"the {v.name} version imports vistsne from {v.imported}, not from {want}")
+    return v
+
+
+def after_version(ctx) -> Version:
+    """The working tree's ``vistsne/`` as it is when first asked for, copied into the run's temporary
+    folder (made once per run), so that edits made in the tree while the run goes on do not mix in.
+
+    A copy that does not compile or import (a file caught mid-edit) is taken again, up to 10 times
+    30 s apart.
+    """
+    if "after" not in ctx.shared:
+        dest = Path(ctx.work) / "after-snapshot"
+        probe = "import vistsne.cli, vistsne.store, vistsne.embed.entry, vistsne.render"
+        for attempt in range(10):
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.copytree(ROOT / "vistsne", dest / "vistsne", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            built = subprocess.run([PYTHON, "-m", "compileall", "-q", str(dest / "vistsne")], capture_output=True,
+                                   text=True, timeout=600)
+            if built.returncode == 0:
+                probe_res = run_process([PYTHON, "-c", probe], env={**CHILD_ENV, "PYTHONPATH": str(dest)}, cwd=dest,
+                                        check=False, timeout=300)
+                if probe_res.returncode == 0:
+                    break
+                why = probe_res.stderr.strip().splitlines()[-1:] or ["?"]
+            else:
+                why = (built.stdout + built.stderr).strip().splitlines()[-1:] or ["?"]
+            say(f"the working tree's vistsne/ does not build right now ({why[0][:160]}); trying again in 30 s")
+            time.sleep(30)
+        else:
+            raise RuntimeError("the working tree's vistsne/ did not compile and import in 10 tries")
+        h = hashlib.sha256()
+        for f in sorted((dest / "vistsne").rglob("*.py")):
+            h.update(str(f.relative_to(dest)).encode() + b"\0" + f.read_bytes())
+        git = lambda *a: subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True, text=True,  # noqa: E731
+                                        timeout=60).stdout.strip()
+        ctx.shared["after_snapshot"] = {"sha256": h.hexdigest(), "head": git("rev-parse", "--short", "HEAD"),
+                                        "uncommitted_files": len(git("status", "--porcelain", "--", "vistsne")
+                                                                 .splitlines()),
+                                        "taken": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        ctx.shared["after"] = _check_import(Version("after", "working tree", dest))
+    return ctx.shared["after"]
+
+
+def before_version(ctx) -> Version:
+    """A git worktree of :data:`BEFORE_COMMIT` in the run's temporary folder (made once per run,
+    removed with ``git worktree remove --force`` when the run ends)."""
+    if "before" not in ctx.shared:
+        path = Path(ctx.work) / f"before-{BEFORE_COMMIT}"
+        add = subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), BEFORE_COMMIT],
+                             capture_output=True, text=True, timeout=300)
+        if add.returncode != 0:
+            raise RuntimeError(f"git worktree add {BEFORE_COMMIT} failed: {add.stderr.strip()[-500:]}")
+
+        def remove():
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)],
+                           capture_output=True, text=True, timeout=300)
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], capture_output=True, timeout=300)
+
+        at_exit(remove)
+        commit = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=60).stdout.strip()
+        v = Version("before", BEFORE_COMMIT, path)
+        ctx.shared["before"] = _check_import(v)
+        ctx.shared["before_commit"] = commit
+    return ctx.shared["before"]
+
+
+def seams_store(ctx) -> dict:
+    """A store holding one entry of ``mode.seams_n`` rows, written by the after version (made once per run).
+
+    The rows are the bench entry's selection ``--max-num-class 10
+    --max-num-samples seams_n/10``, every stage, thumbnails and labels, in
+    parts of 1,024 rows (what extract commits at a time); the entry's metadata
+    is the bench entry's, so that the same ``vistsne extract`` command is a
+    cache hit, except that every stage is stored under its own name (no
+    ``aliases``: 7fc1473 does not know them). No maps.
+    """
+    if "seams_store" not in ctx.shared:
+        dest = Path(ctx.work) / "seams_store.zarr"
+        say(f"seams store: {ctx.mode.seams_n} rows of the bench entry into {dest}")
+        res = run_child("seams_store", {"store": ctx.store, "entry": ctx.entry, "n": ctx.mode.seams_n,
+                                        "stage": SEAMS_STAGE, "dest": str(dest)}, env=after_version(ctx).child_env())
+        ctx.shared["seams_store"] = {**res.result, "path": str(dest)}
+    return ctx.shared["seams_store"]
+
+
+def extract_argv(ctx, store: str, n: int) -> list[str]:
+    """``vistsne extract`` arguments of the bench entry's selection of ``n`` rows (``--json``)."""
+    return ["extract", DEMO_CONFIG, "--checkpoint", ctx.checkpoint, "--cfg-options", ctx.expand_option(),
+            "--max-num-class", "10", "--max-num-samples", str(n // 10), "--store", store, "--json"]
+
+
+def last_json(text: str):
+    """The last JSON document a ``--json`` command printed (a line of its own, or all of stdout)."""
+    for cand in [text.strip()] + [ln for ln in reversed(text.strip().splitlines())]:
+        try:
+            return json.loads(cand)
+        except (json.JSONDecodeError, ValueError):
+            continue
+    raise ValueError(f"no JSON in the output: {text[-300:]!r}")
+
+
+def cached_flags(doc) -> list[bool]:
+    """Every ``cached`` value in a JSON document (a list of map records, or dicts holding them)."""
+    out: list[bool] = []
+    if isinstance(doc, dict):
+        if "cached" in doc:
+            out.append(bool(doc["cached"]))
+        for v in doc.values():
+            if isinstance(v, (dict, list)):
+                out += cached_flags(v)
+    elif isinstance(doc, list):
+        for v in doc:
+            out += cached_flags(v)
     return out

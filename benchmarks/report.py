@@ -111,6 +111,77 @@ def summary_rows(R: dict) -> list[list[str]]:
                      f"suggested {sug.get('n') if sug.get('n') else 'n/a'} ({sug['why']}); "
                      f"METHOD_SWITCH_N in the code: {me['current_method_switch_n']}", "(sets METHOD_SWITCH_N)",
                      "—"])
+    rows += seams_rows(R)
+    rows += store_check_rows(R)
+    return rows
+
+
+def _reps_note(part: dict, reps: int) -> str:
+    n = (part or {}).get("n")
+    return f" ({n} repetitions)" if n and n != reps else ""
+
+
+def _parts(n: int) -> str:
+    return f"{n} part" + ("" if n == 1 else "s")
+
+
+def _vs(part: dict, unit: str = " s", digits: int = 2) -> str:
+    """``after s vs before s`` of a before/after part."""
+    return f"{fmt_stat(part['after'], digits, unit)} vs {fmt_stat(part['before'], digits, unit)}"
+
+
+def seams_rows(R: dict) -> list[list[str]]:
+    """Rows of item 9 (seams): embed cache hit and render, after / before."""
+    se = R["results"].get("seams")
+    if not se:
+        return []
+    reps = R["mode"]["reps"]
+    eh, rd = se["embed_hit"], se["render"]
+    n, parts = _n(se["rows"]), se["parts"]
+    return [
+        ["9", f"Seams, {n}-row entry ({_parts(parts)}): `vistsne embed` complete cache hit, whole process, after / "
+              f"before ({se['before_commit'][:7] if se.get('before_commit') else '7fc1473'})"
+              + _reps_note(eh["ratio"], reps),
+         f"{fmt_stat(eh['ratio'], 3)} ({_vs(eh['seconds'])}); peak RSS {_vs(eh['maxrss_mb'], ' MB', 0)}",
+         "(reported)", "—"],
+        ["9", f"Seams, {n}-row entry: `vistsne render --format png` of its map, whole process, after / before"
+              + _reps_note(rd["ratio"], reps),
+         f"{fmt_stat(rd['ratio'], 3)} ({_vs(rd['seconds'])})", "(reported)", "—"],
+    ]
+
+
+def store_check_rows(R: dict) -> list[list[str]]:
+    """Rows of item 10 (store_checks): what the checksums and completeness checks cost."""
+    sc = R["results"].get("store_checks")
+    if not sc:
+        return []
+    reps = R["mode"]["reps"]
+    rc, ch, ex, vd = sc["read_check"], sc["cache_hit"], sc["extraction"], sc["verify_deep"]
+    wp, cd = ex["write_part"], ex["codec"]
+    rows = [
+        ["10", f"Store checks: read of {_n(rc['rows'])} x {rc['dim']} float32 from {_parts(rc['parts'])}, with / "
+               "without the completeness check" + _reps_note(rc["ratio"], reps),
+         f"{fmt_stat(rc['ratio'], 3)} ({fmt_stat(rc['with_check_s'], 3, ' s')} vs "
+         f"{fmt_stat(rc['without_check_s'], 3, ' s')}); the check alone {rc['check_share']:.4f} of the read",
+         f"<= {rc['target']}", _status(rc["met"])],
+        ["10", f"Store checks: `vistsne extract` cache hit ({_n(ch['rows'])} rows, {_parts(ch['parts'])}), whole "
+               "process: the completeness check's share" + _reps_note(ch["check_share"], reps),
+         f"{fmt_stat(ch['check_share'], 4)} ({fmt_stat(ch['check_seconds'], 4, ' s')} of "
+         f"{fmt_stat(ch['seconds']['checks_on'], 2, ' s')}); process check on / off "
+         f"{fmt_stat(ch['ratio_checks_on_over_off'], 3)}; after / before (7fc1473) "
+         f"{fmt_stat(ch['ratio_after_over_before'], 3)} ({fmt_stat(ch['seconds']['after'], 2, ' s')} vs "
+         f"{fmt_stat(ch['seconds']['before'], 2, ' s')})", f"<= {ch['target']}", _status(ch["met"])],
+        ["10", f"Store checks: extraction of {_n(ex['images'])} images: the checks' extra `write_part` time "
+               "(crc32c, every chunk written, size records) / extraction time",
+         f"{fmt_stat(ex['fraction'], 4)} (extra {fmt_stat(wp['extra_seconds'], 3, ' s')} per {_n(wp['rows'])}-row part, "
+         f"`write_part` with / without {fmt_stat(wp['ratio'], 3)}; extraction {fmt_stat(ex['extract_seconds'], 1, ' s')}"
+         f"); crc32c alone {fmt_stat(cd['crc_fraction_of_extraction'], 4)}",
+         f"<= {ex['target']}", _status(ex["met"])],
+        ["10", f"Store checks: `vistsne store verify --deep` of {vd['feature_mb']:,.0f} MB of features "
+               f"({vd['stored_mb']:,.0f} MB stored), page cache warm",
+         f"{fmt_stat(vd['mb_per_s'], 0, ' MB/s')} ({fmt_stat(vd['seconds'], 2, ' s')}; whole process "
+         f"{fmt_stat(vd['process_seconds'], 2, ' s')})", "(reported)", "—"],
+    ]
     return rows
 
 
@@ -363,6 +434,13 @@ def render(R: dict) -> str:
                  f"{me['current_method_switch_n']}.")
         L.append("")
 
+    se = res.get("seams")
+    if se:
+        L += _seams_section(se)
+    sc = res.get("store_checks")
+    if sc:
+        L += _store_checks_section(sc)
+
     prof = res.get("profiling", {})
     L.append("## Where the time goes (cProfile)")
     L.append("")
@@ -400,3 +478,108 @@ def render(R: dict) -> str:
         L += [f"- {n}" for n in notes]
         L.append("")
     return "\n".join(L)
+
+
+def _seams_section(se: dict) -> list[str]:
+    before = (se.get("before_commit") or "7fc1473")[:7]
+    af = se.get("after_snapshot") or {}
+    L = ["## 9. Seams: embed cache hit and render, before and after", ""]
+    L.append(f"Before: commit {before} (embed read the whole feature matrix before looking for its map; "
+             "`read_rows` read each part's whole array and `row_map` every part's index on each call). After: "
+             "the working tree" + (f" ({af['head']} + {af['uncommitted_files']} uncommitted files under vistsne/, "
+                                   f"copied at {af['taken']})" if af else "") + ". Both as whole `python -m vistsne` "
+             "processes with `PYTHONPATH` and cwd at their own tree (before: a git worktree), on one store written "
+             f"by the after version: {_n(se['rows'])} rows "
+             f"of the bench entry, every stage ({', '.join(se['stages'])}), {_parts(se['parts'])} of "
+             f"{_n(se['part_rows'])} rows, crc32c checksums, {se['store_mb']:.0f} MB. The map (stage "
+             f"`{se['stage']}`) was made once by the before version ({se['map']['seconds']:.0f} s); the after "
+             "version reads it as its own (same key). Warm-up round dropped; the two versions alternate.")
+    L.append("")
+    rows = []
+    for label, part in (("`vistsne embed`, complete cache hit", se["embed_hit"]),
+                        ("`vistsne render --format png`", se["render"])):
+        rows.append([label, fmt_stat(part["seconds"]["before"], 2), fmt_stat(part["seconds"]["after"], 2),
+                     fmt_stat(part["ratio"], 3), _mb(part["maxrss_mb"]["before"]), _mb(part["maxrss_mb"]["after"])])
+    rd = se["reads"]
+    rows.append(["the reads alone, in one process: `present`, features, labels (fresh Store)",
+                 fmt_stat(rd["before"]["total"], 3), fmt_stat(rd["after"]["total"], 3), fmt_stat(rd["ratio_total"], 3),
+                 "—", "—"])
+    L.append(_table(["what", "before (s)", "after (s)", "after / before", "before peak RSS", "after peak RSS"], rows))
+    L.append("")
+    steps = ", ".join(f"{k} {fmt_stat(rd['before'][k], 3)} -> {fmt_stat(rd['after'][k], 3)} s"
+                      for k in ("open", "present", "features", "labels"))
+    L.append(f"The reads, step by step (before -> after): {steps}. Both versions read the same bytes "
+             f"({'yes' if rd['same_bytes'] else '**NO**'}): the before version reads arrays written with the "
+             "crc32c codec.")
+    L.append("")
+    L.append(f"Embed command: `{se['embed_hit']['command']}`.")
+    L.append("")
+    return L
+
+
+def _store_checks_section(sc: dict) -> list[str]:
+    rc, ch, ex, vd = sc["read_check"], sc["cache_hit"], sc["extraction"], sc["verify_deep"]
+    wp, cd = ex["write_part"], ex["codec"]
+    af = sc.get("after") or {}
+    L = ["## 10. Store checks: what checksums and completeness checks cost", ""]
+    L.append(f"(a) Read of every row of a {_n(rc['rows'])} x {rc['dim']} float32 stage from {_parts(rc['parts'])} "
+             f"({rc.get('chunks', '?')} chunks), fresh Store each time, with the completeness check (every chunk "
+             "a read needs is checked to exist first) and without (`Store.check_chunks = False`); the crc32c check "
+             "runs in zarr's codec on both sides. (b) `vistsne extract` on a complete entry (the store of item 9), "
+             "whole processes: before (7fc1473) / after, and in the after version with the check on / off (a "
+             "`python -c` wrapper of the CLI that sets `Store.check_chunks`, the same wrapper on both sides; with "
+             "the check on it also times every `check_present` call, the check itself). (c) Real extractions of "
+             f"the digits demo ({_n(ex['images'])} images, the bench checkpoint) into fresh stores, "
+             "`Store.write_part` timed; then `write_part` of one part's arrays (the first part of item 9's store, "
+             f"{_n(wp['rows'])} real rows, every stage) into fresh stores, with the checks (crc32c, every chunk "
+             "written, size records) and as before (zarr's default zstd, chunks equal to the fill value skipped, "
+             "no records), alternating; the extra time per part, scaled to the extraction's rows, over the "
+             "extraction's time is the checks' share. The same arrays through zarr directly with and without "
+             "the crc32c codec, and without it with empty chunks skipped (zarr's default, as before), give the "
+             "checksum's own cost and that of writing every chunk. "
+             f"(d) `{vd['command']}` as a whole process on {vd['feature_mb']:,.0f} MB of random float32 features "
+             f"in {_parts(vd['parts'])} ({vd['stored_mb']:,.0f} MB stored), right after writing them.")
+    L.append("")
+    L.append(_table(["measurement", "with checks", "without", "ratio / share", "target", "status"], [
+        ["(a) read, completeness check on / off (s)", fmt_stat(rc["with_check_s"], 3),
+         fmt_stat(rc["without_check_s"], 3), f"{fmt_stat(rc['ratio'], 3)}; the check alone "
+         f"{fmt_stat(rc['check_alone_s'], 4)} s = {rc['check_share']:.4f}", f"<= {rc['target']}",
+         _status(rc["met"])],
+        ["(b) extract cache hit, check on / off (s)", fmt_stat(ch["seconds"]["checks_on"], 2),
+         fmt_stat(ch["seconds"]["checks_off"], 2), f"{fmt_stat(ch['ratio_checks_on_over_off'], 3)}; the check "
+         f"itself {fmt_stat(ch['check_seconds'], 4)} s = {fmt_stat(ch['check_share'], 4)}", f"<= {ch['target']}",
+         _status(ch["met"])],
+        ["(b) extract cache hit, after / before 7fc1473 (s)", fmt_stat(ch["seconds"]["after"], 2),
+         fmt_stat(ch["seconds"]["before"], 2), fmt_stat(ch["ratio_after_over_before"], 3), "(reported)", "—"],
+        [f"(c) `write_part` of one {_n(wp['rows'])}-row part (s)", fmt_stat(wp["checks"], 4),
+         fmt_stat(wp["no_checks"], 4), f"{fmt_stat(wp['ratio'], 3)}; extra {fmt_stat(wp['extra_seconds'], 4)} s",
+         "(reported)", "—"],
+        [f"(c) extraction of {_n(ex['images'])} images (s), its `write_part` calls", fmt_stat(ex["extract_seconds"], 1),
+         "—", f"checks' share {fmt_stat(ex['fraction'], 4)}", f"<= {ex['target']}", _status(ex["met"])],
+        ["(c) one part through zarr: write, crc32c / plain (s)", fmt_stat(cd["write_seconds"]["crc32c"], 4),
+         fmt_stat(cd["write_seconds"]["plain"], 4), fmt_stat(cd["write_ratio"], 3), "(reported)", "—"],
+        ["(c) one part through zarr: write, every chunk / empty chunks skipped, no crc32c (s)",
+         fmt_stat(cd["write_seconds"]["plain"], 4), fmt_stat(cd["write_seconds"].get("plain_skip_empty"), 4),
+         fmt_stat(cd.get("every_chunk_write_ratio"), 3), "(reported)", "—"],
+        ["(c) one part through zarr: write, now (crc32c, every chunk) / before (s)",
+         fmt_stat(cd["write_seconds"]["crc32c"], 4), fmt_stat(cd["write_seconds"].get("plain_skip_empty"), 4),
+         fmt_stat(cd.get("now_over_before_write_ratio"), 3), "(reported)", "—"],
+        ["(c) one part through zarr: read, crc32c / plain (s)", fmt_stat(cd["read_seconds"]["crc32c"], 4),
+         fmt_stat(cd["read_seconds"]["plain"], 4), fmt_stat(cd["read_ratio"], 3), "(reported)", "—"],
+        ["(d) verify --deep (MB/s)", fmt_stat(vd["mb_per_s"], 0), "—",
+         f"{fmt_stat(vd['seconds'], 2)} s; process {fmt_stat(vd['process_seconds'], 2)} s", "(reported)", "—"],
+    ]))
+    L.append("")
+    L.append(f"The extractions: {fmt_stat(ex['parts'], 0)} `write_part` calls of {fmt_stat(ex['rows_per_part'], 0)} "
+             f"rows each (extract commits every 1,024 rows or 20 s), `write_part` "
+             f"{fmt_stat(ex['write_part_share'], 4)} of the extraction time in all. crc32c alone: "
+             f"{fmt_stat(cd['crc_write_seconds_per_part'], 4)} s more per {_n(cd['rows'])}-row part written, "
+             f"{fmt_stat(cd['crc_fraction_of_extraction'], 4)} of the extraction. Writing every chunk skips "
+             "zarr's comparison of each chunk with the fill value (what it does to leave out empty chunks), "
+             "which is why the writes with the checks can be the faster ones. Cache-hit command: "
+             f"`{ch['command']}`; the check ran {fmt_stat(ch['check_calls'], 0)} times per process."
+             + (f" After version: the working tree at {af.get('head')} with {af.get('uncommitted_files')} "
+                f"uncommitted files under vistsne/, copied at {af.get('taken')} (sha256 "
+                f"{str(af.get('sha256'))[:12]})." if af else ""))
+    L.append("")
+    return L

@@ -6,8 +6,10 @@
     python benchmarks/run.py --tiny --out DIR --store DIR   # N = 200, 1 repetition (the test)
 
 Measurements (one module each): 1 engine, 2 retune, 3 extraction, 4 cache_hit,
-5 sweep, 6 overhead, 7 memory (from the processes of 1, 2 and 3), 8 method;
-plus profiling. ``--only engine,sweep`` runs a subset (the report shows what ran).
+5 sweep, 6 overhead, 7 memory (from the processes of 1, 2 and 3), 8 method,
+9 seams (embed cache hit and render, before 7fc1473 / after), 10 store_checks
+(what the checksums and completeness checks cost); plus profiling.
+``--only engine,sweep`` runs a subset (the report shows what ran).
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ if sys.path and Path(sys.path[0]).resolve() == _HERE:
 sys.path.insert(0, str(_HERE.parent))
 
 from benchmarks import (cache_hit, engine, extraction, method, overhead, profiling,  # noqa: E402
-                        report, retune, sweep)
+                        report, retune, seams, store_checks, sweep)
 from benchmarks.common import (BENCH_DIR, CHILD_ENV, ROOT, STAGE, limit_threads, machine_info,  # noqa: E402
-                               machine_load, make_mode, say, versions)
+                               machine_load, make_mode, run_cleanups, say, versions)
 from benchmarks.setup_data import Context, prepare  # noqa: E402
 
 ITEMS = {
@@ -42,6 +44,8 @@ ITEMS = {
     "retune": retune.run,
     "extraction": extraction.run,
     "profiling": profiling.run,
+    "seams": seams.run,
+    "store_checks": store_checks.run,
 }
 
 
@@ -148,6 +152,22 @@ def auto_notes(R: dict) -> list[str]:
                          f"the defaults. vistsne's kNN graph: {r['vistsne_ref'].get('knn_method', '?')} over "
                          f"{r['vistsne_ref'].get('pca_dims') or 'all'} dims; scikit-learn's: exact over all of "
                          "them." + pca50)
+    sc = res.get("store_checks")
+    if sc:
+        rc, ch, ex = sc["read_check"], sc["cache_hit"], sc["extraction"]
+        if not rc["met"]:
+            notes.append(f"The completeness check costs a read more than 5%: {rc['ratio']['median']:.3f} "
+                         f"({rc['rows']} rows in {rc['parts']} parts; the chunk stats alone "
+                         f"{rc['check_alone_s']['median'] * 1000:.1f} ms).")
+        if not ch["met"]:
+            notes.append(f"The completeness check takes more than 5% of the extract cache hit: "
+                         f"{ch['check_share']['median']:.3f} of the process (check on / off "
+                         f"{ch['ratio_checks_on_over_off']['median']:.3f})"
+                         + ("" if ch["all_hits"] else "; some runs were not cache hits") + ".")
+        if not ex["met"]:
+            notes.append(f"The checks take more than 5% of extraction: {ex['fraction']['median']:.3f} of "
+                         f"{ex['extract_seconds']['median']:.1f} s (crc32c alone "
+                         f"{ex['codec']['crc_fraction_of_extraction']['median']:.3f}).")
     if any(r["sklearn_skipped"] for r in res.get("engine", {}).get("rows", [])):
         notes.append("scikit-learn is not run at N=70,000: one Barnes-Hut run there takes tens of minutes on 2 "
                      "cores, and 3 repetitions of its two settings would not fit the hour of `--full`.")
@@ -161,6 +181,7 @@ def main(argv=None) -> int:
     mode = make_mode(name, full=args.full)
     if args.reps:
         mode.reps = args.reps
+        mode.process_reps = args.reps
     if args.method_sizes:
         mode.method_sizes = sorted({int(x) for x in args.method_sizes.split(",") if x.strip()})
     work = Path(tempfile.mkdtemp(prefix="vistsne-bench-"))
@@ -253,6 +274,7 @@ def main(argv=None) -> int:
         for n in R["notes"]:
             print(f"- {n}")
     finally:
+        run_cleanups()  # the before version's git worktree, if an item made one
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

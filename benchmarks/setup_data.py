@@ -35,6 +35,8 @@ class Context:
     entry: str = ""
     entry_info: dict = field(default_factory=dict)
     features: dict = field(default_factory=dict)   # {N: {"X", "labels", "rows", ...}}
+    #: what several items share within one run (the before version's worktree, the seams store)
+    shared: dict = field(default_factory=dict)
 
     def expand_option(self, expand: int | None = None) -> str:
         return f"test_dataloader.dataset.expand={expand or self.mode.expand}"

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from .conftest import ROOT
 
-ITEMS = ("cache_hit", "engine", "method", "overhead", "sweep", "retune", "extraction", "profiling", "memory")
+ITEMS = ("cache_hit", "engine", "method", "overhead", "sweep", "retune", "extraction", "profiling", "seams",
+         "store_checks", "memory")
 
 
 def _is_stat(d) -> bool:
@@ -61,10 +63,30 @@ def test_bench_tiny_runs_end_to_end(tmp_path):
     assert res["memory"]["embed_vistsne_default"]["200"]["median"] > 0
     assert [r["n"] for r in res["method"]["rows"]] == [200] and "suggestion" in res["method"]
     assert res["profiling"]["embed"]["named_cumulative"]
+    # 9. before (a git worktree of 7fc1473) / after, whole processes on one store of the working tree
+    se = res["seams"]
+    assert se["rows"] == 200 and se["before_commit"].startswith("7fc1473")
+    assert se["versions"]["before"]["imports"] != se["versions"]["after"]["imports"]
+    for part in ("embed_hit", "render"):
+        assert _is_stat(se[part]["ratio"]) and _is_stat(se[part]["seconds"]["before"])
+    assert se["reads"]["same_bytes"] is True and _is_stat(se["reads"]["ratio_total"])
+    # 10. what the store's checks cost
+    sc = res["store_checks"]
+    assert _is_stat(sc["read_check"]["ratio"]) and isinstance(sc["read_check"]["met"], bool)
+    assert sc["cache_hit"]["all_hits"] is True
+    for k in ("ratio_after_over_before", "ratio_checks_on_over_off"):
+        assert _is_stat(sc["cache_hit"][k])
+    assert _is_stat(sc["extraction"]["fraction"]) and _is_stat(sc["extraction"]["codec"]["write_ratio"])
+    assert sc["verify_deep"]["mb_per_s"]["median"] > 0
+    worktrees = subprocess.run(["git", "-C", str(ROOT), "worktree", "list", "--porcelain"], capture_output=True,
+                               text=True).stdout
+    tree = Path(se["versions"]["before"]["imports"]).parents[1]  # <run's temporary folder>/before-7fc1473
+    assert f"worktree {tree}\n" not in worktrees and not tree.exists()  # removed when the run ended
 
     md = (out / "RESULTS.md").read_text()
     assert md.startswith("# vistsne benchmarks (tiny run")
     assert "## Summary" in md and "## Where the time goes (cProfile)" in md
+    assert "## 9. Seams" in md and "## 10. Store checks" in md
     assert (committed.stat().st_mtime_ns if committed.exists() else None) == before  # never overwritten
     # the files name no folder of this checkout: paths inside it are written relative to it
     assert str(ROOT) + "/" not in (out / "results.json").read_text() and str(ROOT) + "/" not in md
