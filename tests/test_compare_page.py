@@ -12,26 +12,8 @@ from .test_compare import _data
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = os.environ.get("VISTSNE_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-# JS: the bokeh tooltips (inside shadow roots) that show our template
-FIND_TIPS = """(() => {
-  const out = [];
-  const walk = (n) => {
-    if (!n) return;
-    if (n.classList && n.classList.contains('vt-tip')) {
-      const img = n.querySelector('img');
-      out.push({text: n.textContent, src: img ? img.getAttribute('src') : null,
-                shown: n.getClientRects().length > 0});
-    }
-    if (n.shadowRoot) walk(n.shadowRoot);
-    for (const c of (n.children || [])) walk(c);
-  };
-  walk(document.body);
-  return out;
-})()"""
+# the browser, its flags and the tooltip finder of the page tests
+from .test_render_browser import CHROMIUM, FIND_TIPS, FLAGS  # noqa: E402
 
 # JS: the screen position of point i in map 0, and its data coordinates now
 POINT = """(i) => {
