@@ -16,10 +16,12 @@ import numpy as np
 
 from ..errors import RenderError
 from ..progress import Progress
-from .colors import OTHER_COLOR, OTHER_LABEL, FieldColors, class_colors, field_colors
+from .colors import (MAX_COLORED, OTHER_COLOR, OTHER_LABEL, FieldColors, class_colors,
+                     field_colors)
 from .common import LIMITS, as_rgb_uint8, atomic_write, pil_font, short_name, strip_rows
 from .params import (FIELD_TITLES, STATIC_FORMATS, MapData, RenderParams, check_out_dir,
                      normalize_coords, show_available)
+from .raster import draw_image, use_raster
 from .titles import MatplotlibMeasure, fit_text, pil_measure
 
 # Layout of a single map, in inches: a square figure holding a square axes
@@ -40,6 +42,15 @@ _SHEET_TITLE_IN = 0.45
 
 _LEGEND_FONT = 8.0
 _LEGEND_ROWS = 30
+
+#: Past this many classes (present in the map, or across a sheet's maps), a
+#: figure with a class legend names the classes at their centres instead.
+NAMES_PAST_CLASSES = MAX_COLORED  # 60
+#: font size (points) of the class names on a one-map figure and a sheet panel
+_NAME_PT = 7.0
+_SHEET_NAME_PT = 5.5
+#: room kept free around each class name (a fraction of its height)
+_NAME_PAD = 0.25
 
 # Font sizes (points) of titles and captions: the size they start at and the
 # smallest they may shrink to before phrases are left out (see titles.py).
@@ -111,6 +122,68 @@ def _add_legend(fig, entries, x_frac: float, ncol: int, title: str | None = None
                columnspacing=0.8, borderaxespad=0.0, title=title,
                title_fontsize=_LEGEND_FONT + 1 if title else None,
                alignment="left")
+
+
+def names_on_map(fc: FieldColors, legend: bool) -> bool:
+    """Whether a map coloured by ``fc`` names its classes at their centres
+    (a class field with a legend asked for, past :data:`NAMES_PAST_CLASSES`
+    classes present) instead of drawing a legend."""
+    return legend and fc.kind == "categorical" and \
+        np.unique(fc.index).shape[0] > NAMES_PAST_CLASSES
+
+
+def class_centres(xy: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(classes present, their point counts, (K, 2) centres): the centre of
+    a class is the median of its points' ``xy``, per axis."""
+    classes = np.asarray(classes)
+    order = np.argsort(classes, kind="stable")
+    present, starts, counts = np.unique(classes[order], return_index=True, return_counts=True)
+    sorted_xy = np.asarray(xy)[order]
+    centres = np.array([np.median(sorted_xy[a:a + c], axis=0) for a, c in zip(starts, counts)])
+    return present, counts, centres.reshape(-1, 2)
+
+
+def add_class_names(ax, xy: np.ndarray, fc: FieldColors, class_names: Sequence[str],
+                    fontsize: float) -> tuple[int, int]:
+    """Write each class's name at its centre (:func:`class_centres` of the
+    points ``xy``, in ``ax``'s data coordinates, grouped by ``fc.index``),
+    black with a white halo. Coloured classes come first, then the grey ones,
+    each by size (largest first); a name that would overlap one already
+    written (or leave the axes) is skipped. Returns (names written, classes)."""
+    from matplotlib import patheffects
+    present, counts, centres = class_centres(xy, fc.index)
+    grey = np.array([fc.table[c] == OTHER_COLOR for c in present], dtype=bool)
+    order = np.lexsort((present, -counts, grey))
+    fig = ax.get_figure()
+    pos = ax.get_position()
+    ax_w = pos.width * fig.get_figwidth() * fig.dpi   # axes size in pixels
+    ax_h = pos.height * fig.get_figheight() * fig.dpi
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+    renderer, font = RendererAgg(1, 1, fig.dpi), FontProperties(size=fontsize)
+    h = fontsize * 1.2 * fig.dpi / 72.0  # one line of text, as matplotlib lays it out
+    pad = _NAME_PAD * h
+    taken: list[tuple[float, float, float, float]] = []
+    halo = [patheffects.withStroke(linewidth=2.0, foreground="white")]
+    for k in order:
+        # the class centre in axes pixels; a centre inside a written name is skipped unmeasured
+        cx = (centres[k, 0] - x0) / (x1 - x0) * ax_w
+        cy = (centres[k, 1] - y0) / (y1 - y0) * ax_h
+        if any(b[0] <= cx <= b[2] and b[1] <= cy <= b[3] for b in taken):
+            continue
+        name = short_name(class_names[present[k]], 20)
+        w = renderer.get_text_width_height_descent(name, font, ismath=False)[0]
+        box = (cx - w / 2 - pad, cy - h / 2 - pad, cx + w / 2 + pad, cy + h / 2 + pad)
+        if box[0] < 0 or box[1] < 0 or box[2] > ax_w or box[3] > ax_h:
+            continue
+        if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in taken):
+            continue
+        taken.append(box)
+        ax.text(centres[k, 0], centres[k, 1], name, fontsize=fontsize, ha="center",
+                va="center", color="black", path_effects=halo, zorder=3,
+                gid="vistsne-class-name")
+    return len(taken), int(present.shape[0])
 
 
 # ---------------------------------------------------------------- colour fields
@@ -249,10 +322,15 @@ def _draw_map(fig, rect, m: MapData, fc: FieldColors, size: float, rasterize: bo
     coloured by ``fc`` (:func:`map_field_colors`)."""
     labels = np.asarray(m.labels)
     xyz = normalize_coords(m.coords)
-    rgba = fc.rgba()
-    order = fc.order
     dim = m.dim
-    if dim == 3:
+    raster = use_raster(m.n, dim)
+    rgba = None if raster else fc.rgba()
+    order = fc.order
+    if raster:  # one density image, drawn once the axes have their limits (below)
+        ax = fig.add_axes(rect)
+        if dim == 1:
+            y, rows = strip_rows(labels, np.unique(labels))
+    elif dim == 3:
         ax = fig.add_axes(rect, projection="3d")
         ax.scatter(xyz[order, 0], xyz[order, 1], xyz[order, 2], s=size, c=rgba[order],
                    linewidths=0, depthshade=False)
@@ -276,9 +354,23 @@ def _draw_map(fig, rect, m: MapData, fc: FieldColors, size: float, rasterize: bo
             ax.set_yticklabels([short_name(m.class_names[c], 20) for c in rows], fontsize=7)
             ax.tick_params(axis="y", length=0, pad=2)
             ax.invert_yaxis()
+    if raster:
+        pts = xyz[:, :2] if dim == 2 else np.column_stack([xyz[:, 0], y])
+        draw_image(ax, pts, fc, point_size=size, dpi=fig.dpi,
+                   aspect="equal" if dim == 2 else "auto")
     if title:
         ax.set_title(title, fontsize=title_fontsize, pad=4)
     return ax
+
+
+def _plot_points(m: MapData) -> np.ndarray:
+    """(N, 2) positions of a 1-D or 2-D map's points in its axes' data
+    coordinates, as :func:`_draw_map` draws them."""
+    xyz = normalize_coords(m.coords)
+    if m.dim == 2:
+        return xyz
+    labels = np.asarray(m.labels)
+    return np.column_stack([xyz[:, 0], strip_rows(labels, np.unique(labels))[0]])
 
 
 # ---------------------------------------------------------------- one map
@@ -298,7 +390,8 @@ def build_map_figure(m: MapData, params: RenderParams, *, pyplot: bool = False):
     colors = class_colors(m.class_names, m.counts())
     fc = map_field_colors(m, params.color_by, colors)
     present = np.unique(np.asarray(m.labels))
-    entries, legend_title = _field_legend(fc, params.legend)
+    names = m.dim != 3 and names_on_map(fc, params.legend)
+    entries, legend_title = _field_legend(fc, params.legend and not names)
     ncol, legend_w = _legend_layout(entries)
     if legend_title:
         legend_w = max(legend_w, len(legend_title) * (_LEGEND_FONT + 1) * 0.6 / 72 + 0.25)
@@ -314,7 +407,15 @@ def build_map_figure(m: MapData, params: RenderParams, *, pyplot: bool = False):
         left_in, axes_w = label_in, _AXES_IN - (label_in - _LEFT_IN)
     rect = (left_in / width, _BOTTOM_IN / MAP_SIDE_IN, axes_w / width, _AXES_IN / MAP_SIDE_IN)
     size = float(params.point_size) if params.point_size else auto_point_size(m.n)
-    _draw_map(fig, rect, m, fc, size, rasterize=m.n > 5000, title=None, title_fontsize=0)
+    ax = _draw_map(fig, rect, m, fc, size, rasterize=m.n > 5000, title=None, title_fontsize=0)
+    if names:
+        shown, total = add_class_names(ax, _plot_points(m), fc, m.class_names, _NAME_PT)
+        what = "predicted classes" if fc.field == "prediction" else "classes"
+        fig.text((left_in + axes_w) / width, 0.5 * _BOTTOM_IN / MAP_SIDE_IN,
+                 f"names of {shown:,} of {total:,} {what} at their centres"
+                 + (" (the others would overlap)" if shown < total else ""),
+                 ha="right", va="center", fontsize=_LEGEND_FONT - 1, color="#555555",
+                 gid="vistsne-names-note")
 
     text, drop = with_field_phrase(m.title, params.color_by)
     title = fit_map_title(text, params.dpi, axes_w, drop)
@@ -449,10 +550,17 @@ def build_sheet_figure(grid: Sequence[Sequence[MapData | None]], row_labels: Seq
     elif kind == "categorical":
         present = np.unique(np.concatenate([np.asarray(m.labels) for m in maps]))
         entries = _legend_entries(colors, class_names, present) if params.legend else []
-    elif kind == "binary":
-        entries, legend_title = _sheet_correct_entries([fcs[id(m)] for m in maps])
     else:
         entries = []
+    if kind == "categorical" and params.legend and maps[0].dim != 3:
+        values = np.unique(np.concatenate([fcs[id(m)].index for m in maps]))
+        names = values.shape[0] > NAMES_PAST_CLASSES
+        if names:  # class names in each panel instead of a legend
+            entries, legend_title = [], None
+    else:
+        names = False
+    if kind == "binary":
+        entries, legend_title = _sheet_correct_entries([fcs[id(m)] for m in maps])
     ncol, legend_w = _legend_layout(entries)
     if legend_title:
         legend_w = max(legend_w, len(legend_title) * (_LEGEND_FONT + 1) * 0.6 / 72 + 0.25)
@@ -495,8 +603,10 @@ def build_sheet_figure(grid: Sequence[Sequence[MapData | None]], row_labels: Seq
                 continue
             rect = (x0 / width, y0 / height, PANEL_IN / width, PANEL_IN / height)
             size = float(params.point_size) if params.point_size else auto_point_size(m.n, PANEL_IN)
-            _draw_map(fig, rect, m, fcs[id(m)], size, rasterize=m.n > 5000,
-                      title=captions[id(m)].text, title_fontsize=captions[id(m)].fontsize)
+            ax = _draw_map(fig, rect, m, fcs[id(m)], size, rasterize=m.n > 5000,
+                           title=captions[id(m)].text, title_fontsize=captions[id(m)].fontsize)
+            if names:
+                add_class_names(ax, _plot_points(m), fcs[id(m)], class_names, _SHEET_NAME_PT)
     if title:
         text, drop = with_field_phrase(title, params.color_by)
         head = fit_text(text, MatplotlibMeasure(dpi), (grid_w - 0.2) * dpi,
