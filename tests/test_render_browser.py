@@ -2,8 +2,8 @@
 
 Chromium is driven by Playwright's Python package (``pip install
 playwright``, a test dependency), launched on the system binary: no browser
-download (``playwright install`` is never needed). The page is loaded from
-``file://``; the tests also record every request the page makes and check
+download (``playwright install`` is never needed); see ``page_browser``.
+The page is loaded from ``file://``; the tests also record every request the page makes and check
 that none leaves the machine. They drive the page as a user would: real
 mouse moves, clicks, drags and typing, and read back what the page shows
 (screenshots, the DOM, the bokeh data source).
@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import sys
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from vistsne.render import PALETTE, MapData, render_html, thumbnail_data_uris
 from vistsne.render.colors import class_colors, field_colors
@@ -26,74 +24,9 @@ from vistsne.render.html import DIM_ALPHA, thumbnail_side
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = os.environ.get("VISTSNE_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-VIEW_W, VIEW_H = 1200, 1000
-SHOTS = os.environ.get("VISTSNE_SHOTS")  # a folder: the tests save their screenshots there
-
-
-class Browser:
-    """One headless Chromium (Playwright on the system binary)."""
-
-    def __init__(self, binary: str):
-        from playwright.sync_api import sync_playwright
-        self._pw = sync_playwright().start()
-        try:
-            self.browser = self._pw.chromium.launch(executable_path=binary, args=FLAGS,
-                                                    headless=True)
-        except Exception:
-            self._pw.stop()
-            raise
-
-    def open(self, url: str) -> "Tab":
-        return Tab(self.browser, url)
-
-    def close(self) -> None:
-        try:
-            self.browser.close()
-        finally:
-            self._pw.stop()
-
-
-class Tab:
-    """A page in its own context, with its requests and errors recorded."""
-
-    def __init__(self, browser, url: str):
-        self.context = browser.new_context(viewport={"width": VIEW_W, "height": VIEW_H},
-                                           device_scale_factor=1, accept_downloads=True)
-        self.page = self.context.new_page()
-        self.requests: list[str] = []
-        self.errors: list[str] = []
-        self.page.on("request", lambda r: self.requests.append(r.url))
-        self.page.on("pageerror", lambda e: self.errors.append(f"exception: {e}"))
-        self.page.on("console", lambda m: self.errors.append(f"console: {m.text}")
-                     if m.type == "error" else None)
-        self.page.goto(url)
-        self.page.wait_for_function("window.vistsnePage !== undefined && window.vistsnePage.ready"
-                                    " && (window.Bokeh === undefined || (Bokeh.documents.length > 0"
-                                    " && Bokeh.documents[0].is_idle))", timeout=60_000)
-
-    def eval(self, expression: str, arg=None):
-        return self.page.evaluate(expression, arg)
-
-    def wait_for(self, expression: str, timeout: float = 30.0):
-        return self.page.wait_for_function(expression, timeout=timeout * 1000).json_value()
-
-    def screenshot(self, name: str | None = None) -> np.ndarray:
-        data = self.page.screenshot()
-        if SHOTS and name:
-            os.makedirs(SHOTS, exist_ok=True)
-            with open(os.path.join(SHOTS, f"{name}.png"), "wb") as f:
-                f.write(data)
-        with Image.open(io.BytesIO(data)) as im:
-            return np.asarray(im.convert("RGB"), dtype=float) / 255
-
-    def settle(self, ms: int = 300) -> None:
-        self.page.wait_for_timeout(ms)
-
-    def close(self) -> None:
-        self.context.close()
+# the browser, its flags and the tooltip finder: shared with benchmarks/scale_page.py
+from .page_browser import (CHROMIUM, FIND_TIPS, FLAGS, SHOTS, VIEW_H, VIEW_W,  # noqa: E402,F401
+                           Browser, Tab, chromium_problem)
 
 
 # ------------------------------------------------------------------ fixtures
@@ -163,14 +96,9 @@ def _rich_maps() -> list[MapData]:
 def browser():
     if sys.platform == "win32":
         pytest.skip("the test runs Debian's Chromium")
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        pytest.skip(f"Chromium not found at {CHROMIUM} "
-                    "(Debian: apt-get install chromium chromium-driver); "
-                    "set VISTSNE_CHROMIUM to use another binary")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.skip("Playwright's Python package is not installed (pip install -e '.[test]')")
+    problem = chromium_problem()
+    if problem:
+        pytest.skip(problem)
     b = Browser(CHROMIUM)
     try:
         yield b
@@ -202,23 +130,6 @@ def rich(browser, tmp_path_factory):
     finally:
         tab.close()
 
-
-# JS: the bokeh tooltips (inside shadow roots) that show our template
-FIND_TIPS = """(() => {
-  const out = [];
-  const walk = (n) => {
-    if (!n) return;
-    if (n.classList && n.classList.contains('vt-tip')) {
-      const img = n.querySelector('img');
-      out.push({text: n.textContent, src: img ? img.getAttribute('src') : null,
-                shown: n.getClientRects().length > 0});
-    }
-    if (n.shadowRoot) walk(n.shadowRoot);
-    for (const c of (n.children || [])) walk(c);
-  };
-  walk(document.body);
-  return out;
-})()"""
 
 # JS: the frame of map k in page coordinates, and the screen position of point i
 GEOMETRY = """([k, i]) => {

@@ -5,9 +5,11 @@ beside it; the provenance and parameters of the map fold away under it (a
 ``<details>`` element). Nothing is loaded from the network.
 
 - **Maps**: 2-D (and 1-D) maps are bokeh figures with INLINE resources and
-  the WebGL backend: pan, wheel zoom, box and lasso select, reset, a legend
-  whose entries hide their class, and a hover tooltip with the point's
-  thumbnail (a data URI), class name and dataset index. Bokeh has no 3-D, so
+  the WebGL backend (the 2-D canvas where the browser's WebGL is software:
+  see ``BOKEH_BIND_JS``), every point in one renderer: pan, wheel zoom, box
+  and lasso select, reset, a legend whose entries hide their class (through
+  the page's class list), and a hover tooltip with the point's thumbnail (a
+  data URI), class name, dataset index and path. Bokeh has no 3-D, so
   3-D maps get a small inline canvas viewer (drag to rotate, wheel to zoom,
   double-click to reset, same tooltip and legend).
 - **Stages**: maps are grouped by ``info["stage"]``; a stage switch shows
@@ -32,14 +34,20 @@ The page's script is :mod:`html_assets`; ``window.vistsnePage`` is its API
 
 Size: thumbnails are WebP (JPEG where Pillow lacks WebP) of at most 48 px,
 40 px past 5,000 points and 32 px past 10,000 points on the page; about
-0.3-0.9 kB each in base64, so a 20,000-point page is roughly 10-20 MB of
-which bokeh's own JavaScript is about 1.5 MB. Maps that show the same points
-(e.g. several stages of one entry) share one copy of the thumbnails.
+0.3-0.9 kB each in base64 (0.3 kB for 32 px digits), so a 20,000-point page
+is roughly 8-20 MB and a 100,000-point page about 37 MB, of which bokeh's own
+JavaScript is about 1.5 MB. Maps that show the same points (e.g. several
+stages of one entry) share one copy of the thumbnails. At most
+:data:`PAGE_THUMBS_MAX` thumbnails go into one page: past it, every point is
+still drawn, and a class-balanced sample of the rows has thumbnails (the
+line above the map says how many); the others hover with their class,
+index and path. ``benchmarks/scale_page.py`` measures size, load and hover.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
 import json
@@ -61,6 +69,12 @@ from .params import (COLOR_FIELDS, FIELD_HINT, FIELD_HINT_COMMAND, FIELD_MISSING
 FRAME_PX = 700
 TOOLTIP_IMG_PX = 64
 DIM_ALPHA = 0.08  # points that do not match a search
+#: The most thumbnails one page embeds. Every point is always drawn; past
+#: this many, thumbnails go to a class-balanced sample of this many rows
+#: (:func:`balanced_rows`) and the page says so above the map.
+PAGE_THUMBS_MAX = 100_000
+#: thumbnails are encoded this many at a time (bounds the RGB copy of float input)
+_THUMB_CHUNK = 4096
 
 
 # ---------------------------------------------------------------- thumbnails
@@ -78,26 +92,69 @@ def thumbnail_data_uris(thumbnails: np.ndarray, side: int = 48, *, fmt: str | No
                         progress: Progress | None = None) -> list[str]:
     """One ``data:image/...;base64,`` URI per thumbnail, shrunk to fit
     ``side`` x ``side`` (never enlarged). WebP where Pillow supports it,
-    else JPEG."""
+    else JPEG. Identical thumbnails are encoded once.
+
+    WebP ``method`` 0 (the fastest): 0.36 ms an image against method 4's
+    0.50 ms, for 208 bytes against 205 (32 px digits, this machine)."""
     from PIL import Image, features
     if fmt is None:
         fmt = "WEBP" if features.check("webp") else "JPEG"
     fmt = fmt.upper()
     mime = {"WEBP": "image/webp", "JPEG": "image/jpeg", "PNG": "image/png"}[fmt]
-    options = {"WEBP": {"quality": 70, "method": 4}, "JPEG": {"quality": 75, "optimize": True},
+    options = {"WEBP": {"quality": 70, "method": 0}, "JPEG": {"quality": 75, "optimize": True},
                "PNG": {"optimize": True}}[fmt]
-    thumbs = as_rgb_uint8(thumbnails)
+    prefix = f"data:{mime};base64,"
     out: list[str] = []
-    for arr in thumbs:
-        im = Image.fromarray(arr)
-        if max(im.size) > side:
-            im.thumbnail((side, side), Image.Resampling.LANCZOS)
-        buf = io.BytesIO()
-        im.save(buf, fmt, **options)
-        out.append(f"data:{mime};base64," + base64.b64encode(buf.getvalue()).decode("ascii"))
-        if progress is not None:
-            progress.update()
+    seen: dict[bytes, str] = {}
+    for start in range(0, len(thumbnails), _THUMB_CHUNK):
+        for arr in as_rgb_uint8(thumbnails[start:start + _THUMB_CHUNK]):
+            key = hashlib.blake2b(arr.tobytes(), digest_size=16).digest() + bytes(str(arr.shape), "ascii")
+            uri = seen.get(key)
+            if uri is None:
+                im = Image.fromarray(arr)
+                if max(im.size) > side:
+                    im.thumbnail((side, side), Image.Resampling.LANCZOS)
+                buf = io.BytesIO()
+                im.save(buf, fmt, **options)
+                uri = seen[key] = prefix + base64.b64encode(buf.getvalue()).decode("ascii")
+            out.append(uri)
+            if progress is not None:
+                progress.update()
     return out
+
+
+def balanced_rows(labels: np.ndarray, cap: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of at most ``cap`` rows, spread over the classes as
+    evenly as their sizes allow (each class keeps ``min(count, q)`` rows for
+    the largest such ``q``; the rows left over go one each to classes with
+    rows to spare), chosen at random within a class (``seed``)."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    if n <= cap:
+        return np.arange(n)
+    _, inv, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    lo, hi = 0, int(counts.max())
+    while lo < hi:  # the largest quota q with sum(min(count, q)) <= cap
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if np.minimum(counts, mid).sum() <= cap else (lo, mid - 1)
+    take = np.minimum(counts, lo)
+    rng = np.random.default_rng(seed)
+    spare = np.flatnonzero(counts > take)
+    take[rng.choice(spare, int(cap - take.sum()), replace=False)] += 1
+    perm = rng.permutation(n)
+    by_class = perm[np.argsort(inv[perm], kind="stable")]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.arange(n) - starts[inv[by_class]]
+    return np.sort(by_class[rank < take[inv[by_class]]])
+
+
+def thumbnail_note(n: int, with_thumbs: int | None) -> str:
+    """The page's one line above a map: how many of its points have a thumbnail."""
+    if with_thumbs is None:
+        return f"{n:,} points; no thumbnails were stored (extracted with --thumb-size 0)"
+    if with_thumbs >= n:
+        return f"{n:,} points, each with its thumbnail"
+    return f"{n:,} points; thumbnails for {with_thumbs:,} of them (a class-balanced sample)"
 
 
 # ---------------------------------------------------------------- grouping
@@ -122,12 +179,15 @@ class _Group:
         self.class_names = list(m.class_names)
         self.fields = m.fields
         self.paths = None if m.paths is None else list(m.paths)
-        self.uris: list[str] | None = None
+        self.uris: list[str] | None = None  # "" for rows without a thumbnail
+        self.thumb_rows: np.ndarray | None = None  # the rows with one (None: all)
         self.source = None
         self.visible = None
         self.marks = None
+        self.nothing = None
         self.columns: dict[str, object] = {}
         self.colors: list[str | None] = []
+        self.legends: dict[int, list[list[int]]] = {}  # map -> the classes of each legend entry
         self.has_3d = False
         self.has_bokeh = False
 
@@ -146,10 +206,6 @@ class _Group:
             return False
         return m.thumbnails is None or m.thumbnails is self.thumbs \
             or np.array_equal(np.asarray(m.thumbnails), np.asarray(self.thumbs))
-
-    @property
-    def has_grey(self) -> bool:
-        return any(self.colors[c] is None for c in np.unique(self.labels))
 
     def available(self) -> list[str]:
         return list(self.first.available_fields())
@@ -284,15 +340,22 @@ def _initial_style(g: _Group, field: str):
 
 # ---------------------------------------------------------------- bokeh (1-D, 2-D)
 
-def _tooltip(has_thumbs: bool, pixelated: bool) -> str:
+def _tooltip(has_thumbs: bool, pixelated: bool, has_paths: bool) -> str:
+    """The hover template: thumbnail (rows without one show none), class,
+    dataset index and path (``@idx{path}``: read from the page's pool by a
+    CustomJSHover, so that the paths are not a second time in the source)."""
     img = ""
     if has_thumbs:
         rendering = "pixelated" if pixelated else "auto"
-        img = (f'<img src="@img" width="{TOOLTIP_IMG_PX}" height="{TOOLTIP_IMG_PX}" '
+        img = ('<style>img.vt-tip-img[src=""]{display:none}</style>'
+               f'<img src="@img" class="vt-tip-img" width="{TOOLTIP_IMG_PX}" '
+               f'height="{TOOLTIP_IMG_PX}" '
                f'style="display:block;object-fit:contain;image-rendering:{rendering}" '
                'alt="thumbnail">')
+    path = '<div style="overflow-wrap:anywhere">@idx{path}</div>' if has_paths else ""
     return ('<div class="vt-tip" style="font:12px sans-serif;max-width:200px">' + img +
-            '<div style="font-weight:bold">@cls</div><div>dataset index @idx</div></div>')
+            '<div style="font-weight:bold">@cls</div><div>dataset index @idx</div>' + path +
+            '</div>')
 
 
 def _point_px(n: int) -> float:
@@ -301,7 +364,7 @@ def _point_px(n: int) -> float:
 
 
 def _bokeh_figure(k: int, m: MapData, g: _Group, pixelated: bool):
-    from bokeh.models import (BoxSelectTool, CDSView, CustomJS, FixedTicker, GroupFilter,
+    from bokeh.models import (BoxSelectTool, CDSView, CustomJS, CustomJSHover, FixedTicker,
                               HoverTool, LassoSelectTool, Legend, LegendItem, PanTool, Range1d,
                               ResetTool, SaveTool, WheelZoomTool)
     from bokeh.plotting import figure
@@ -320,9 +383,10 @@ def _bokeh_figure(k: int, m: MapData, g: _Group, pixelated: bool):
 
     wheel = WheelZoomTool()
     pan = PanTool()
+    box, lasso = BoxSelectTool(), LassoSelectTool()
     p = figure(frame_width=FRAME_PX, frame_height=FRAME_PX if m.dim == 2 else FRAME_PX // 2,
                x_range=Range1d(*LIMITS), y_range=y_range, output_backend="webgl",
-               tools=[pan, wheel, BoxSelectTool(), LassoSelectTool(), ResetTool(), SaveTool()],
+               tools=[pan, wheel, box, lasso, ResetTool(), SaveTool()],
                toolbar_location="above", name=f"map{k}")
     p.toolbar.active_drag = pan
     p.toolbar.active_scroll = wheel
@@ -340,31 +404,37 @@ def _bokeh_figure(k: int, m: MapData, g: _Group, pixelated: bool):
 
     size = _point_px(m.n)
     present = np.unique(g.labels)
-    items, renderers = [], []
-    style = dict(size=size, fill_color="color", fill_alpha="alpha", line_color=None)
-
-    def view(group: int):
-        # the class's points, less the classes the page's class list hides
-        return CDSView(filter=GroupFilter(column_name="key", group=group) & g.visible)
-
-    # one renderer per coloured class (so the legend can hide it), one for
-    # all grey classes; "key" is the class index, or -1 for grey classes
-    if g.has_grey:
-        r = p.scatter(xcol, ycol, source=g.source, view=view(-1), **style)
-        renderers.append(r)
-        other_item = LegendItem(label=OTHER_LABEL, renderers=[r])
-    for c in present:
-        if g.colors[c] is None:
-            continue
-        r = p.scatter(xcol, ycol, source=g.source, view=view(int(c)), **style)
-        renderers.append(r)
-        items.append(LegendItem(label=short_name(g.class_names[c], 28), renderers=[r]))
-    if g.has_grey:
-        items.append(other_item)
-    # rings around the pinned point and its neighbours (the page sets which), on top
-    p.scatter(xcol, ycol, source=g.source, view=CDSView(filter=g.marks), size=size + 3,
-              fill_color=None, line_color="#000000", line_width="lw", name=f"vt-rings-{k}")
-    p.add_tools(HoverTool(renderers=renderers, tooltips=_tooltip(g.uris is not None, pixelated)))
+    # every point in ONE renderer (WebGL: each WebGL renderer costs a copy of
+    # the whole canvas on each paint); classes the page hides drop out of its view
+    points = p.scatter(xcol, ycol, source=g.source, view=CDSView(filter=g.visible), size=size,
+                       fill_color="color", fill_alpha="alpha", line_color=None, name=f"vt-points-{k}")
+    # the legend: one empty, canvas-drawn swatch renderer per coloured class
+    # and one for all grey classes; the page turns a click on an entry (the
+    # legend hides its renderer) into hiding its classes, and back
+    entries = [(short_name(g.class_names[c], 28), g.colors[c], [int(c)])
+               for c in present if g.colors[c] is not None]
+    grey = [int(c) for c in present if g.colors[c] is None]
+    if grey:
+        entries.append((OTHER_LABEL, OTHER_COLOR, grey))
+    items = []
+    for j, (label, color, _) in enumerate(entries):  # canvas glyphs that show no point
+        swatch = p.ellipse(xcol, ycol, source=g.source, view=CDSView(filter=g.nothing), width=1,
+                           height=1, width_units="screen", height_units="screen",
+                           fill_color=color, line_color=None, name=f"vt-leg-{k}-{j}")
+        items.append(LegendItem(label=label, renderers=[swatch]))
+    g.legends[k] = [classes for _, _, classes in entries]
+    # rings around the pinned point and its neighbours (the page sets which),
+    # on top, drawn on the canvas (a few points: no second WebGL copy)
+    ring = size + 3
+    p.ellipse(xcol, ycol, source=g.source, view=CDSView(filter=g.marks), width=ring, height=ring,
+              width_units="screen", height_units="screen", fill_color=None, line_color="#000000",
+              line_width="lw", name=f"vt-rings-{k}")
+    for tool in (box, lasso):
+        tool.renderers = [points]
+    path = CustomJSHover(code=f"var p = window.vistsnePage; "
+                              f"return p ? p.tipPath({g.gid}, special_vars.index) : '';")
+    p.add_tools(HoverTool(renderers=[points], formatters={"@idx": path},
+                          tooltips=_tooltip(g.uris is not None, pixelated, g.paths is not None)))
     legend = Legend(items=items, click_policy="hide", location="top_left",
                     label_text_font_size="8pt", glyph_height=12, glyph_width=12, spacing=0,
                     padding=4, ncols=max(1, math.ceil(len(items) / 40)),
@@ -500,13 +570,18 @@ _SIDE = """
 
 
 def render_html(maps: Sequence[MapData], out_path, *, title: str | None = None,
-                progress: bool = True, show: bool = False, color_by: str = "label") -> Path:
+                progress: bool = True, show: bool = False, color_by: str = "label",
+                max_thumbnails: int = PAGE_THUMBS_MAX) -> Path:
     """Write one self-contained interactive page for ``maps`` to ``out_path``.
 
     ``title``: the page heading (default: the first map's title, or a count).
     ``show``: also open the page in a web browser where a display exists.
     ``color_by``: the colour field the page opens with (the first map must
     have it; the page's switch offers every field the maps have).
+    ``max_thumbnails``: the most thumbnails the page embeds (the points that
+    show the same rows share theirs); past it, each group of maps embeds a
+    class-balanced sample of its rows, in proportion to its size. Every
+    point is drawn either way, and a line above each map says which.
     """
     from bokeh.core.templates import FILE, MACROS, get_env
     from bokeh.embed import file_html
@@ -540,22 +615,32 @@ def render_html(maps: Sequence[MapData], out_path, *, title: str | None = None,
         else:
             g.has_bokeh = True
 
-    total = sum(g.n for g in groups if g.thumbs is not None)
+    rows = sum(g.n for g in groups if g.thumbs is not None)
+    for g in groups:  # past the cap, a class-balanced sample of each group's rows
+        if g.thumbs is not None:
+            g.thumb_rows = None if rows <= max_thumbnails else \
+                balanced_rows(g.labels, max_thumbnails * g.n // rows)
+    total = sum(g.n if g.thumb_rows is None else len(g.thumb_rows)
+                for g in groups if g.thumbs is not None)
     side = thumbnail_side(total)
     pixelated = False
     with Progress(total, "thumbnails", unit="img", enabled=progress and total > 2000) as bar:
         for g in groups:
             if g.thumbs is not None:
-                t = np.asarray(g.thumbs)
+                t = g.thumbs if g.thumb_rows is None else np.asarray(g.thumbs)[g.thumb_rows]
                 pixelated = pixelated or max(t.shape[1], t.shape[2]) < 32
-                g.uris = thumbnail_data_uris(t, side, progress=bar)
+                uris = thumbnail_data_uris(t, side, progress=bar)
+                if g.thumb_rows is not None:
+                    full = [""] * g.n
+                    for r, u in zip(g.thumb_rows.tolist(), uris):
+                        full[r] = u
+                    uris = full
+                g.uris = uris
 
     for g in groups:
         g.columns = {"cls": [str(g.class_names[c]) for c in g.labels],
                      "idx": g.index.astype(np.int32) if np.abs(g.index).max(initial=0) < 2**31
                      else g.index.astype(np.float64)}
-        grey = np.array([c is None for c in g.colors], dtype=bool)
-        g.columns["key"] = np.where(grey[g.labels], -1, g.labels).astype(np.int32)
         if g.uris is not None:
             g.columns["img"] = g.uris
         g.columns["color"], g.columns["alpha"] = _initial_style(g, color_by)
@@ -563,6 +648,7 @@ def render_html(maps: Sequence[MapData], out_path, *, title: str | None = None,
         g.source = ColumnDataSource(data={}, name=f"vt-src-{g.gid}")
         g.visible = BooleanFilter(name=f"vt-vis-{g.gid}")
         g.marks = IndexFilter(indices=[], name=f"vt-marks-{g.gid}")
+        g.nothing = IndexFilter(indices=[])
 
     # stages in the order of their first map; a stage's maps in the order given
     stages: list[str] = []
@@ -577,8 +663,11 @@ def render_html(maps: Sequence[MapData], out_path, *, title: str | None = None,
 
     sections, figures = [], []
     for k, (m, g) in enumerate(zip(maps, group_of)):
-        header = (f'<h2 class="vt-map-title" title="{html.escape(str(m.title))}">'
-                  f'{html.escape(str(m.title))}</h2>')
+        note = thumbnail_note(g.n, None if g.uris is None else
+                              g.n if g.thumb_rows is None else len(g.thumb_rows))
+        header = (f'<div class="vt-map-head"><h2 class="vt-map-title" '
+                  f'title="{html.escape(str(m.title))}">{html.escape(str(m.title))}</h2>'
+                  f'<span class="vt-thumb-note">{html.escape(note)}</span></div>')
         sec = {"k": k, "header": header, "root": None, "viewer": "", "about": _map_about(m),
                "hidden": k != 0}
         if m.dim == 3:
@@ -600,7 +689,7 @@ def render_html(maps: Sequence[MapData], out_path, *, title: str | None = None,
     page_data = {
         "maps": [{"k": k, "gid": g.gid, "dim": m.dim, "stage": _stage_of(m),
                   "variant": variants[k], "name": m.name, "n": m.n,
-                  "has_nb": m.neighbors is not None,
+                  "has_nb": m.neighbors is not None, "legend_classes": g.legends.get(k),
                   "fields": g.available()} for k, (m, g) in enumerate(zip(maps, group_of))],
         "stages": stages, "fields": fields, "color_by": color_by,
         "field_titles": FIELD_TITLES,
