@@ -206,10 +206,13 @@ def summarise(rows) -> list[dict]:
                     "peak_rss_mb": round(statistics.median(r["peak_rss_mb"] for r in got)),
                     "draw_rss_mb": round(statistics.median(r["peak_rss_mb"] - r["data_rss_mb"]
                                                            for r in got))})
-    scatter = {s["n"]: s["cold_s"] for s in out if s["method"] == "scatter"}
+    # the scatter's cold time over each raster's, paired per repetition (same N, same round)
+    cold = {(r["n"], r["method"], r.get("rep", 0)): r["cold_s"] for r in rows if "cold_s" in r}
     for s in out:
-        if s["method"] != "scatter" and s["n"] in scatter:
-            s["speedup_vs_scatter"] = round(scatter[s["n"]] / s["cold_s"], 2)
+        pairs = [cold[(n, "scatter", rep)] / t for (n, method, rep), t in cold.items()
+                 if n == s["n"] and method == s["method"] != "scatter" and (n, "scatter", rep) in cold]
+        if pairs:
+            s["speedup_vs_scatter"] = round(statistics.median(pairs), 2)
     return out
 
 
@@ -253,8 +256,9 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory(prefix="scale-render-") as tmp:
             doc = measure_all(sizes, Path(tmp), args.reps, args.datashader_site, methods)
     print(json.dumps(doc, indent=1))
-    done = [s for s in doc["summary"]]
-    _say(f"scale_render: {len(done)} measurements of {len(sizes)} size(s) in {time.perf_counter() - t0:.0f} s")
+    done = [r for r in doc["rows"] if "cold_s" in r]
+    _say(f"scale_render: {len(done)} draws ({len(sizes)} size(s), {len(methods)} method(s), "
+         f"{args.reps} rep(s)) in {time.perf_counter() - t0:.0f} s")
     return 0
 
 
