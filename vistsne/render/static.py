@@ -378,7 +378,11 @@ def _plot_points(m: MapData) -> np.ndarray:
 def build_map_figure(m: MapData, params: RenderParams, *, pyplot: bool = False):
     """The matplotlib Figure of one map (not saved). The points are one
     ``PathCollection`` on ``fig.axes[0]``, drawn in :func:`draw_order` with
-    face colours from :func:`class_colors` of ``m.class_names``.
+    face colours from :func:`class_colors` of ``m.class_names``; past
+    :data:`raster.RASTER_MIN_POINTS` points (2-D and 1-D maps), one density
+    image there instead (:func:`raster.draw_image`). With ``params.legend``
+    and more than :data:`NAMES_PAST_CLASSES` classes, the class names are
+    written at the class centres (:func:`add_class_names`) instead of a legend.
 
     ``params.color_by`` other than ``label`` colours by that field of
     ``m.fields`` instead: ``prediction`` with the class colours, ``correct``
