@@ -73,6 +73,20 @@ def _quiet():
 
 
 # ------------------------------------------------------------ setup jobs
+def job_checkpoint_series(args):
+    """A demo checkpoint trained with ``snapshots`` checkpoints along its schedule (made once, reused)."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from vistsne.demo.train import snapshot_paths, train_checkpoint
+
+    path = Path(args["path"])
+    if not (path.exists() and len(snapshot_paths(path)) == int(args["snapshots"])):
+        train_checkpoint(out=str(path), snapshots=int(args["snapshots"]), max_iters=args.get("max_iters"),
+                         show_progress=False, force=True)
+    return {"paths": [str(p) for p in snapshot_paths(path)] + [str(path)]}
+
+
 def job_checkpoint(args):
     """The demo checkpoint (made once, reused), or a random-init one for tiny runs."""
     if args.get("random"):

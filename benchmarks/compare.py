@@ -34,6 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv=None) -> dict:
+    out = measure(parse(argv))
+    print(json.dumps(out, indent=1))
+    return out
+
+
+def parse(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", required=True)
     ap.add_argument("--entry", action="append", required=True)
@@ -42,7 +48,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--n-iter", type=int, default=1000)
     ap.add_argument("--n-jobs", type=int, default=1)
     ap.add_argument("--methods", default="chain,chain-ee,reference,procrustes")
-    a = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def measure(a: argparse.Namespace) -> dict:
+    """Every method over the entries ``a.entry`` (see the module docs)."""
 
     from vistsne.embed import EmbedParams
     from vistsne.embed.align import embed_from, procrustes
@@ -110,7 +120,48 @@ def main(argv=None) -> dict:
                                "trustworthiness": round(m["trustworthiness"] - r.metrics["trustworthiness"], 4)}
                               for m, (r, _) in zip(metrics, ind)],
         }
-    print(json.dumps(out, indent=1))
+    return out
+
+
+#: checkpoints compared by the bench runner's item (the target is stated for 5)
+CHECKPOINTS = 5
+COST_TARGET = 1.1
+
+
+def run(ctx) -> dict:
+    """The bench runner's item: the demo trained with snapshots, 5 checkpoints at N = 2,000 (tiny: 200).
+
+    The checkpoints are one training run of the demo config saved 5 times along its schedule
+    (``benchmarks/.cache/compare/``, made once); each is extracted into the bench store over the
+    same rows (a cache hit after the first run), then every method is measured on them.
+    """
+    import subprocess
+
+    from benchmarks.common import BENCH_DIR, PYTHON, ROOT, run_child, say
+
+    tiny = ctx.mode.name == "tiny"
+    n = 200 if tiny else 2000
+    folder = (ctx.work if tiny else BENCH_DIR / ".cache") / "compare"
+    say(f"compare: {CHECKPOINTS} checkpoints of one demo training run (made once), N={n}")
+    series = run_child("checkpoint_series", {"path": str(folder / "digits_resnet18.pth"),
+                                              "snapshots": CHECKPOINTS - 1, "max_iters": CHECKPOINTS if tiny else None},
+                       timeout=3600).result["paths"]
+    keys = []
+    for ck in series:
+        proc = subprocess.run([PYTHON, "-m", "vistsne", "-q", "extract", str(ROOT / "configs" / "digits_resnet18.py"),
+                               "--checkpoint", ck, "--store", ctx.store, "--device", "cpu", "--max-num-class", "10",
+                               "--max-num-samples", str(n // 10), "--cfg-options", ctx.expand_option(),
+                               "--json"], cwd=ROOT, capture_output=True, text=True, timeout=3600)
+        if proc.returncode:
+            raise RuntimeError(f"extract {ck} failed: {proc.stderr[-2000:]}")
+        keys.append(json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1])["entry"])
+    args = ["--store", ctx.store, "--rows", str(n), "--n-iter", str(ctx.mode.n_iter), "--n-jobs", str(ctx.n_jobs)]
+    for k in keys:
+        args += ["--entry", k]
+    out = measure(parse(args))
+    out.update({"item": "compare", "checkpoints": [Path(c).name for c in series], "cost_target": COST_TARGET,
+                "default_method": "procrustes"})
+    out["met"] = out["methods"]["procrustes"]["cost_vs_independent"] <= COST_TARGET
     return out
 
 

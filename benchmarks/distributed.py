@@ -69,12 +69,13 @@ def _one(kind: str, n: int, work: Path) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def measure(n: int = 4000, reps: int = 3, work: Path | None = None) -> dict:
+def measure(n: int = 4000, reps: int = 3, work: Path | None = None, warmup: bool = True) -> dict:
     work = Path(work or tempfile.mkdtemp(prefix="vistsne-bench-dist-"))
     work.mkdir(parents=True, exist_ok=True)
     kinds = ("single", "launcher_1x2", "ranks_2x1")
     runs: dict[str, list[dict]] = {k: [] for k in kinds}
-    _one("single", min(n, 200), work)  # warm the file caches and the dataset's hash cache
+    if warmup:
+        _one("single", min(n, 200), work)  # warm the file caches and the dataset's hash cache
     for _ in range(reps):
         for k in kinds:
             runs[k].append(_one(k, n, work))
@@ -94,7 +95,7 @@ def run(ctx) -> dict:
     """The bench runner's item: the mode's repetitions, in its work folder."""
     reps = getattr(ctx.mode, "extract_reps", None) or getattr(ctx.mode, "reps", 3)
     n = getattr(ctx.mode, "extract_r18_n", 4000)
-    return measure(n=n, reps=reps, work=ctx.work / "distributed")
+    return measure(n=n, reps=reps, work=ctx.work / "distributed", warmup=getattr(ctx.mode, "warmup", 1) > 0)
 
 
 def main(argv=None) -> None:

@@ -113,6 +113,44 @@ def summary_rows(R: dict) -> list[list[str]]:
                      "—"])
     rows += seams_rows(R)
     rows += store_check_rows(R)
+    rows += feature_rows(R)
+    return rows
+
+
+def feature_rows(R: dict) -> list[list[str]]:
+    """Rows of items 11 (distributed), 12 (suspects) and 13 (compare)."""
+    res, rows = R["results"], []
+    di = res.get("distributed")
+    if di:
+        med = di["median"]
+        rows.append(["11", f"Extraction on ranks, {_n(di['rows'])} images, {di['cores']} cores: images/s of 2 ranks "
+                           "x 1 thread / 1 rank x 2 threads (torchrun, gloo)",
+                     f"{di['throughput_2ranks_over_1rank_2threads']:.3f} ({med['ranks_2x1']['images_per_s']:.1f} vs "
+                     f"{med['launcher_1x2']['images_per_s']:.1f} img/s, median of {di['reps']})", "(reported)", "—"])
+        rows.append(["11", "Extraction on ranks: wall time of `torchrun --nproc_per_node 1 ... --launcher pytorch` / "
+                           "plain `vistsne extract` (startup, rendezvous, model, inference, store)",
+                     f"{di['launcher_overhead_wall']:.3f} ({med['launcher_1x2']['wall_s']:.1f} vs "
+                     f"{med['single']['wall_s']:.1f} s)", f"<= {di['overhead_target']}", _status(di["overhead_ok"])])
+    su = res.get("suspects")
+    if su:
+        rows.append(["12", f"Suspects: {su['flipped']} of {_n(su['rows'])} digits' labels flipped on purpose, "
+                           f"`vistsne suspects` on pre_logits ({su['checkpoint']}): precision at k = {su['flipped']}, "
+                           "neighbour score / combined score",
+                     f"{su['precision_at_k_neighbours']:.3f} / {su['precision_at_k_combined']:.3f}",
+                     f">= {su['target']}", _status(su["met"])])
+    co = res.get("compare")
+    if co:
+        m = co["methods"]
+        cost = ", ".join(f"{k} {v['cost_vs_independent']:.2f}x" for k, v in m.items())
+        stab = ", ".join(f"{k} {v['identical_displacement']:.3f}" for k, v in m.items())
+        rows.append(["13", f"Compare: {len(co['entries'])} checkpoints at N={_n(co['rows'])}, seconds of the aligned "
+                           "maps / of independent embeds (default: procrustes)", cost, f"<= {co['cost_target']}",
+                     _status(co["met"])])
+        rows.append(["13", "Compare: displacement between the aligned maps of two identical entries (over the "
+                           "reference's spread)", stab, "(reported)", "—"])
+        worst = ", ".join(f"{k} {max(abs(d['knn_acc_map']) for d in v['quality_delta']):.3f}" for k, v in m.items())
+        rows.append(["13", "Compare: largest |10-NN map accuracy of an aligned map - an independent map's|", worst,
+                     "<= 0.01 (chain, reference)", "—"])
     return rows
 
 

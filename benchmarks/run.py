@@ -8,7 +8,9 @@
 Measurements (one module each): 1 engine, 2 retune, 3 extraction, 4 cache_hit,
 5 sweep, 6 overhead, 7 memory (from the processes of 1, 2 and 3), 8 method,
 9 seams (embed cache hit and render, before 7fc1473 / after), 10 store_checks
-(what the checksums and completeness checks cost); plus profiling.
+(what the checksums and completeness checks cost), 11 distributed (extraction on
+ranks), 12 suspects (flipped labels found), 13 compare (aligned checkpoints);
+plus profiling.
 ``--only engine,sweep`` runs a subset (the report shows what ran).
 """
 
@@ -29,8 +31,8 @@ if sys.path and Path(sys.path[0]).resolve() == _HERE:
     sys.path.pop(0)  # never let a bench module shadow a library module
 sys.path.insert(0, str(_HERE.parent))
 
-from benchmarks import (cache_hit, engine, extraction, method, overhead, profiling,  # noqa: E402
-                        report, retune, seams, store_checks, sweep)
+from benchmarks import (cache_hit, compare, distributed, engine, extraction, method, overhead,  # noqa: E402
+                        profiling, report, retune, seams, store_checks, suspects, sweep)
 from benchmarks.common import (BENCH_DIR, CHILD_ENV, ROOT, STAGE, limit_threads, machine_info,  # noqa: E402
                                machine_load, make_mode, run_cleanups, say, versions)
 from benchmarks.setup_data import Context, prepare  # noqa: E402
@@ -46,6 +48,9 @@ ITEMS = {
     "profiling": profiling.run,
     "seams": seams.run,
     "store_checks": store_checks.run,
+    "distributed": distributed.run,
+    "suspects": suspects.run,
+    "compare": compare.run,
 }
 
 

@@ -17,7 +17,7 @@ import pytest
 from .conftest import ROOT
 
 ITEMS = ("cache_hit", "engine", "method", "overhead", "sweep", "retune", "extraction", "profiling", "seams",
-         "store_checks", "memory")
+         "store_checks", "distributed", "suspects", "compare", "memory")
 
 
 def _is_stat(d) -> bool:
@@ -78,6 +78,16 @@ def test_bench_tiny_runs_end_to_end(tmp_path):
         assert _is_stat(sc["cache_hit"][k])
     assert _is_stat(sc["extraction"]["fraction"]) and _is_stat(sc["extraction"]["codec"]["write_ratio"])
     assert sc["verify_deep"]["mb_per_s"]["median"] > 0
+    # 11-13: extraction on ranks, flipped labels found, aligned checkpoints
+    di = res["distributed"]
+    assert di["rows"] == 200 and di["throughput_2ranks_over_1rank_2threads"] > 0 and isinstance(di["overhead_ok"], bool)
+    su = res["suspects"]
+    assert su["flipped"] == round(0.05 * su["rows"]) and 0 <= su["precision_at_k_combined"] <= 1
+    assert isinstance(su["met"], bool) and su["uses_predictions"] is True
+    co = res["compare"]
+    assert len(co["entries"]) == len(set(co["entries"])) == 5 and co["rows"] == 200
+    assert set(co["methods"]) == {"chain", "chain-ee", "reference", "procrustes"}
+    assert all(v["cost_vs_independent"] > 0 for v in co["methods"].values())
     worktrees = subprocess.run(["git", "-C", str(ROOT), "worktree", "list", "--porcelain"], capture_output=True,
                                text=True).stdout
     tree = Path(se["versions"]["before"]["imports"]).parents[1]  # <run's temporary folder>/before-7fc1473
@@ -87,6 +97,7 @@ def test_bench_tiny_runs_end_to_end(tmp_path):
     assert md.startswith("# vistsne benchmarks (tiny run")
     assert "## Summary" in md and "## Where the time goes (cProfile)" in md
     assert "## 9. Seams" in md and "## 10. Store checks" in md
+    assert "| 11 | Extraction on ranks" in md and "| 12 | Suspects" in md and "| 13 | Compare" in md
     assert (committed.stat().st_mtime_ns if committed.exists() else None) == before  # never overwritten
     # the files name no folder of this checkout: paths inside it are written relative to it
     assert str(ROOT) + "/" not in (out / "results.json").read_text() and str(ROOT) + "/" not in md
