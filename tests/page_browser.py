@@ -145,11 +145,12 @@ POINT_XY = """([k, i]) => {
 }"""
 
 # JS: arm a watcher: the time from the next pointer move to a shown tooltip
-# with a decoded image (window.__vtHover = {ms, text, src} once it is seen)
+# with its image decoded (or with no image: a row without a thumbnail);
+# window.__vtHover = {ms, text, src} once it is seen
 _ARM = """(() => {
   window.__vtHover = null;
   let t0 = null;
-  const find = () => { const t = %s; return t.find(x => x.shown && x.src && x.decoded) || null; };
+  const find = () => { const t = %s; return t.find(x => x.shown && (!x.src || x.decoded)) || null; };
   const onMove = (ev) => { if (t0 === null) t0 = ev.timeStamp; };
   document.addEventListener('pointermove', onMove, {capture: true});
   const tick = () => {
@@ -165,8 +166,9 @@ _ARM = """(() => {
 
 def hover_ms(tab: Tab, x: float, y: float, timeout_s: float = 10.0) -> dict:
     """Move the mouse (away, then) onto (x, y): ``{"ms", "text", "src"}`` of
-    the first tooltip shown with a decoded image, ``ms`` from the pointer
-    event to that moment, measured in the page."""
+    the first tooltip shown with its image decoded (``src`` empty or None: a
+    tooltip without one), ``ms`` from the pointer event to that moment,
+    measured in the page."""
     tab.page.mouse.move(2, 2)
     tab.page.wait_for_function(f"!({FIND_TIPS}).some(t => t.shown)", timeout=timeout_s * 1000)
     tab.eval(_ARM)
@@ -248,8 +250,9 @@ def page_figures(tab: Tab, points: list[int]) -> dict:
     seconds, the number of points its map holds, the backend, the hovers."""
     out = {"load_s": tab.load_s,
            "points": tab.eval("vistsnePage.group().source.data.x0.length"),
-           "backend": tab.eval("vistsnePage.backend"),
-           "note": tab.eval("document.querySelector('#vt-map-0 .vt-thumb-note').textContent"),
+           "backend": tab.eval("vistsnePage.backend || null"),
+           "note": tab.eval("(() => { const e = document.querySelector('#vt-map-0 .vt-thumb-note');"
+                            " return e ? e.textContent : null; })()"),
            "errors": list(tab.errors)}
     out.update(measure_page(tab, points))
     return out

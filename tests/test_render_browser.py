@@ -353,6 +353,33 @@ def test_search_counts_and_highlights(rich):
     assert np.allclose(b.eval("vistsnePage.group().source.data.alpha.slice()"), 1.0)
 
 
+def test_legend_entry_hides_its_class_through_the_class_list(rich):
+    b, maps = rich
+    m = maps[0]
+    owl = m.class_names.index("owl")
+    swatch = f"Bokeh.documents[0].get_model_by_name('vt-leg-0-{owl}')"  # entry j: the j-th class here
+    assert b.eval(f"{swatch}.visible") is True
+    # a click on a legend entry hides its renderer (bokeh's click policy): the page hides the class
+    b.eval(f"{swatch}.visible = false")
+    b.wait_for("vistsnePage.state().hidden.length === 1")
+    assert b.eval("vistsnePage.state().hidden") == [owl]
+    assert b.eval("vistsnePage.group().filter.booleans") == [bool(c != owl) for c in m.labels]
+    assert b.eval(f"document.querySelector('.vt-class-list .item[data-c=\"{owl}\"]')"
+                  ".classList.contains('off')") is True
+    # every point is in one renderer, which stays shown
+    assert b.eval("Bokeh.documents[0].get_model_by_name('vt-points-0').visible") is True
+    # the class list's "all" shows the class again, and its legend entry
+    b.page.click(".vt-class-all")
+    b.wait_for("vistsnePage.state().hidden.length === 0")
+    assert b.eval(f"{swatch}.visible") is True
+    assert b.eval("vistsnePage.group().filter.booleans") is None
+    # and a class hidden in the list greys its legend entry
+    b.page.click(f".vt-class-list .item[data-c='{owl}']")
+    b.wait_for(f"{swatch}.visible === false")
+    b.page.click(".vt-class-all")
+    b.wait_for(f"{swatch}.visible === true")
+
+
 def _pin_special(b):
     g = b.eval(GEOMETRY, [b.eval("vistsnePage.state().k"), SPECIAL])
     b.page.mouse.click(g["px"], g["py"])

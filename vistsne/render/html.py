@@ -106,8 +106,15 @@ def thumbnail_data_uris(thumbnails: np.ndarray, side: int = 48, *, fmt: str | No
     prefix = f"data:{mime};base64,"
     out: list[str] = []
     seen: dict[bytes, str] = {}
+    thumbnails = np.asarray(thumbnails)
+    # float input: one scale for all chunks ([0, 1] or [0, 255], as as_rgb_uint8 decides)
+    gain = None if thumbnails.dtype == np.uint8 or not len(thumbnails) else \
+        (255.0 if thumbnails.max() <= 1.0 else 1.0)
     for start in range(0, len(thumbnails), _THUMB_CHUNK):
-        for arr in as_rgb_uint8(thumbnails[start:start + _THUMB_CHUNK]):
+        chunk = thumbnails[start:start + _THUMB_CHUNK]
+        if gain is not None:
+            chunk = np.clip(chunk.astype(np.float32) * gain, 0, 255).round().astype(np.uint8)
+        for arr in as_rgb_uint8(chunk):
             key = hashlib.blake2b(arr.tobytes(), digest_size=16).digest() + bytes(str(arr.shape), "ascii")
             uri = seen.get(key)
             if uri is None:
