@@ -20,6 +20,8 @@ QUICK       ?=
 # NPROC=N: extract on N ranks of this node (torchrun, --launcher pytorch; gloo on CPUs, nccl on GPUs)
 NPROC       ?=
 FULL        ?=
+# THUMB_SIZE=N: thumbnail side extract stores (8-256 px, 0 for none; default: by the rows selected)
+THUMB_SIZE  ?=
 
 comma := ,
 empty :=
@@ -30,6 +32,7 @@ STORE_ARG   = $(if $(strip $(STORE)),--store $(STORE),)
 CKPT_ARG    = $(if $(strip $(CHECKPOINT)),--checkpoint $(CHECKPOINT),)
 EXTRACT_CMD = $(if $(strip $(NPROC)),$(BIN)/python -m torch.distributed.run --standalone --nproc_per_node $(NPROC) -m vistsne extract,$(VISTSNE) extract)
 LAUNCHER_ARG = $(if $(strip $(NPROC)),--launcher pytorch,)
+THUMB_ARG   = $(if $(strip $(THUMB_SIZE)),--thumb-size $(THUMB_SIZE),)
 
 .PHONY: install demo test extract embed sweep render compare bench clean browser checkpoint help
 
@@ -63,7 +66,7 @@ demo: $(STAMP)
 	$(VISTSNE) demo $(STORE_ARG)
 
 extract: $(STAMP) $(NEED_CKPT)
-	$(EXTRACT_CMD) $(CONFIG) $(CKPT_ARG) $(STORE_ARG) $(LAUNCHER_ARG)
+	$(EXTRACT_CMD) $(CONFIG) $(CKPT_ARG) $(STORE_ARG) $(LAUNCHER_ARG) $(THUMB_ARG)
 
 embed: extract
 	$(VISTSNE) embed $(STORE_ARG) $(CONFIG) $(CKPT_ARG) --stage $(STAGE) --perplexity $(PERPLEXITY_LIST) --n-iter $(N_ITER) --seed $(SEED)

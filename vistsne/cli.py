@@ -219,6 +219,9 @@ def _progress_enabled() -> bool:
               help="DataLoader workers. Default: the config's, at most cores - 1.")
 @click.option("--allow-partial-checkpoint", is_flag=True,
               help="Use a checkpoint that leaves some model weights unloaded (the entry records how many).")
+@click.option("--thumb-size", type=int, default=None, metavar="PX",
+              help="Thumbnail side stored per row, 8-256 px, 0 for none. Default: by the rows selected "
+                   "(48 up to 20,000, 32 up to 100,000, 16 beyond).")
 @click.option("--flush-rows", type=int, default=1024, hidden=True, help="Rows per committed part.")
 @click.option("--launcher", type=click.Choice(["none", "pytorch", "slurm"]), default="none", show_default=True,
               help="How the ranks were started: pytorch (torchrun), slurm (srun), none (one process).")
@@ -229,7 +232,7 @@ def _progress_enabled() -> bool:
 def extract(config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size, backbone_stages,
             trust_checkpoint,
             vis_stage, class_idx, max_num_class, max_num_samples, device, batch_size, num_workers,
-            allow_partial_checkpoint, flush_rows, launcher, store_path, as_json, debug):
+            allow_partial_checkpoint, thumb_size, flush_rows, launcher, store_path, as_json, debug):
     """Run CONFIG's model over a class-balanced subset and store every stage.
 
     CONFIG is a path, mmpretrain::<dir>/<name>.py, or a seed-style
@@ -247,7 +250,7 @@ def extract(config, checkpoint, test_cfg, cfg_options, images, pool, dtype, imag
                            num_workers=num_workers, pool=pool, dtype=dtype, image_size=image_size,
                            backbone_stages=_backbone_stages(backbone_stages),
                            trust_checkpoint=trust_checkpoint, allow_partial_checkpoint=allow_partial_checkpoint,
-                           flush_rows=flush_rows, launcher=launcher).validate()
+                           thumb_size=thumb_size, flush_rows=flush_rows, launcher=launcher).validate()
     from .extract.distributed import check_environment
 
     check_environment(launcher)  # outside its launcher: one line, before the store is opened
@@ -770,6 +773,31 @@ def store_verify(deep, store_path, as_json):
         click.echo(report.summary(st.path))
     if report.problems:
         sys.exit(1)
+
+
+@store.command("compact")
+@click.option("--entry", default=None, metavar="KEY", help="Entry key or unique prefix (default: every entry).")
+@click.option("--rows-per-part", default=131_072, show_default=True, type=click.IntRange(1024, None),
+              help="The most rows a merged part holds.")
+@store_option
+@json_option
+@handle_errors
+def store_compact(entry, rows_per_part, store_path, as_json):
+    """Merge each entry's small parts into few (atomically: a killed compact leaves every row readable once)."""
+    from .store.compact import compact_entry
+
+    st = _open_store(store_path)
+    st.check_writable()
+    keys = [st.resolve_entry(entry)] if entry else [k for k in st.entry_keys() if st.has_entry(k)]
+    done = []
+    for k in keys:
+        done.append(compact_entry(st, k, rows_per_part,
+                                  progress=None if as_json or not _progress_enabled() else
+                                  (lambda i, n, k=k: click.echo(f"compact: entry {k[:12]}: {i}/{n} merged parts",
+                                                                err=True))))
+    before, after = sum(d["parts_before"] for d in done), sum(d["parts_after"] for d in done)
+    _emit(as_json, done, f"store compact: {len(done)} entries, {before} parts -> {after}, "
+          f"{sum(d['rows'] for d in done)} rows in {st.path}")
 
 
 @store.command("repair")

@@ -104,30 +104,80 @@ def file_sha256(path: str | os.PathLike, use_cache: bool = True) -> str:
     return digest
 
 
-def tree_fingerprint(roots: Iterable[str | os.PathLike]) -> str:
+def _folder_lines(root: str, rel_dir: str) -> tuple[list[str], list[str]]:
+    """One folder of :func:`tree_fingerprint`: its files' lines (sorted by name) and its sub-folders."""
+    folder = root if rel_dir == "." else os.path.join(root, rel_dir)
+    files, dirs = [], []
+    try:
+        with os.scandir(folder) as it:
+            entries = list(it)
+    except OSError:
+        return [], []
+    for e in entries:
+        try:
+            is_dir = e.is_dir()  # follows links, as os.walk lists them (it does not descend into them)
+        except OSError:
+            is_dir = False
+        (dirs if is_dir else files).append(e)
+    lines = []
+    for e in sorted(files, key=lambda e: e.name):
+        try:
+            st = os.stat(e.path)
+        except OSError:
+            continue
+        lines.append(f"{rel_dir}/{e.name}|{st.st_size}|{st.st_mtime_ns}\n")
+    subs = [d.name for d in sorted(dirs, key=lambda e: e.name)
+                             if not d.is_symlink()]  # os.walk does not follow links to folders
+    return lines, subs
+
+
+def tree_fingerprint(roots: Iterable[str | os.PathLike], counts: dict | None = None,
+                     suffixes: tuple[str, ...] = ()) -> str:
     """A cheap fingerprint of local files: relative names, sizes and mtimes.
 
     No file content is read. A root that is a file contributes itself; a
-    missing root contributes "missing".
+    missing root contributes "missing". The text hashed is what a top-down
+    ``os.walk`` in sorted order gives, one line per file; the folders are
+    listed and their files stat-ed by a few threads (``stat`` waits on the
+    file system, not on Python), which is what makes a 50,000-file tree take
+    a fraction of a second. ``counts``, if given, receives for each root's
+    first-level folder the number of its files (at any depth) whose name ends
+    in one of ``suffixes`` (lower case), e.g. the images of each class folder.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     h = hashlib.sha256()
-    for root in sorted({str(Path(r)) for r in roots}):
-        rp = Path(root)
-        h.update(f"root:{Path(root).name}\n".encode())
-        if rp.is_file():
-            st = rp.stat()
-            h.update(f"file|{st.st_size}|{st.st_mtime_ns}\n".encode())
-            continue
-        if not rp.is_dir():
-            h.update(b"missing\n")
-            continue
-        for dirpath, dirnames, filenames in os.walk(rp):
-            dirnames.sort()
-            rel_dir = os.path.relpath(dirpath, rp)
-            for name in sorted(filenames):
-                try:
-                    st = os.stat(os.path.join(dirpath, name))
-                except OSError:
-                    continue
-                h.update(f"{rel_dir}/{name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for root in sorted({str(Path(r)) for r in roots}):
+            rp = Path(root)
+            h.update(f"root:{Path(root).name}\n".encode())
+            if rp.is_file():
+                st = rp.stat()
+                h.update(f"file|{st.st_size}|{st.st_mtime_ns}\n".encode())
+                continue
+            if not rp.is_dir():
+                h.update(b"missing\n")
+                continue
+            # breadth-first listing in parallel, then the lines in os.walk's (pre-order) order
+            found: dict[str, tuple[list[str], list[str]]] = {}
+            level = ["."]
+            while level:
+                results = list(pool.map(lambda rel: _folder_lines(root, rel), level))
+                nxt = []
+                for rel, res in zip(level, results):
+                    found[rel] = res
+                    nxt += [name if rel == "." else os.path.join(rel, name) for name in res[1]]
+                level = nxt
+            out: list[str] = []
+            stack = ["."]
+            while stack:
+                rel = stack.pop()
+                lines, subs = found[rel]
+                out += lines
+                stack += [name if rel == "." else os.path.join(rel, name) for name in reversed(subs)]
+                if counts is not None and rel != ".":
+                    top = rel.split(os.sep, 1)[0]
+                    counts[top] = counts.get(top, 0) + sum(
+                        1 for line in lines if line[:line.rindex("|", 0, line.rindex("|"))].lower().endswith(suffixes))
+            h.update("".join(out).encode())
     return h.hexdigest()

@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="store these backbone stages (ViT: layers) in this pass: all, or indices such as 0,1,2,3")
     g.add_argument("--image-size", type=int, default=None,
                    help="resize every image to N x N first (a Resize in the test pipeline)")
+    g.add_argument("--thumb-size", type=int, default=None,
+                   help="thumbnail side stored per row, 8-256 px, 0 for none (default: by the rows selected, "
+                        "48 up to 20,000, 32 up to 100,000, 16 beyond)")
     g.add_argument("--allow-partial-checkpoint", action="store_true",
                    help="use a checkpoint that leaves some model weights unloaded (the entry records how many)")
     g.add_argument("--trust-checkpoint", action="store_true",
@@ -206,6 +209,7 @@ def run(argv: list[str], *, show_progress: bool = True) -> RunResult:
                             class_idx=tuple(args.class_idx) if args.class_idx else None,
                             max_num_class=args.max_num_class, max_num_samples=args.max_num_samples,
                             device=args.device, batch_size=args.batch_size, image_size=args.image_size,
+                            thumb_size=args.thumb_size,
                             backbone_stages=parse_backbone_stages(args.backbone_stages),
                             allow_partial_checkpoint=args.allow_partial_checkpoint,
                             trust_checkpoint=args.trust_checkpoint, launcher=args.launcher).validate()

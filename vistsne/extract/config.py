@@ -232,21 +232,35 @@ def _dataset_paths(ds: dict) -> tuple[Path | None, list[Path]]:
     return root_p, paths
 
 
+#: the image files mmpretrain's CustomDataset lists (as ``vistsne.locate.IMAGE_EXTENSIONS``)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".webp")
+
+
+def dataset_paths(loaded: LoadedConfig) -> tuple[Path | None, list[Path]]:
+    """The test dataset's root and the local paths its fingerprint covers."""
+    return _dataset_paths(_to_plain(loaded.cfg.test_dataloader.dataset))
+
+
 def check_dataset(loaded: LoadedConfig, config_arg: str) -> str | None:
     """Fail fast when a local dataset is missing; return its file fingerprint."""
-    ds = loaded.cfg.test_dataloader.dataset
-    root, paths = _dataset_paths(_to_plain(ds))
+    root, paths = dataset_paths(loaded)
+    return check_data_paths(str(loaded.cfg.test_dataloader.dataset.get("type")), root, paths, config_arg)
+
+
+def check_data_paths(ds_type: str, root: Path | None, paths: list[Path], config_arg: str,
+                     counts: dict | None = None, suffixes: tuple[str, ...] = ()) -> str | None:
+    """:func:`check_dataset` on the paths it found (``counts``: see ``hashing.tree_fingerprint``)."""
     if root is None and not paths:
         return None  # in-memory datasets such as Digits
     where = root if root is not None else paths[0]
     missing = not where.exists() or (where.is_dir() and not any(where.iterdir()))
     if missing:
         raise DatasetError(
-            f"dataset {ds.get('type')} not found: {where} is missing or empty",
+            f"dataset {ds_type} not found: {where} is missing or empty",
             f"put the data there as the config {config_arg} expects, or point at your own "
             "class-per-folder images with --images DIR")
     for p in paths:
         if not p.exists():
-            raise DatasetError(f"dataset {ds.get('type')}: {p} is missing",
+            raise DatasetError(f"dataset {ds_type}: {p} is missing",
                                f"provide it, or use --images DIR")
-    return tree_fingerprint(paths)
+    return tree_fingerprint(paths, counts, suffixes)

@@ -9,8 +9,11 @@ missing rows only, committing parts as it goes.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import platform
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +22,11 @@ import numpy as np
 
 from .. import __version__
 from ..errors import DatasetError, FeatureError, StageError
-from ..hashing import SCHEMA_VERSION, file_sha256, sha256_json
+from ..hashing import SCHEMA_VERSION, canonical_json, file_sha256, sha256_json
 from ..resources import available_cores
 from . import distributed
 from .checkpoint import resolve_checkpoint
-from .config import LoadedConfig, check_dataset, feature_spec, load_config
+from .config import IMAGE_SUFFIXES, LoadedConfig, check_data_paths, dataset_paths, feature_spec, load_config
 from .params import ExtractParams
 
 log = logging.getLogger("vistsne")
@@ -32,10 +35,21 @@ log = logging.getLogger("vistsne")
 @dataclass
 class KeyInfo:
     key: str
-    loaded: LoadedConfig
+    #: the resolved config; None after a key found in the key memo, until :meth:`config` loads it
+    _loaded: LoadedConfig | None
     checkpoint_path: Path | None
     checkpoint_sha256: str
     fingerprint: str | None
+    #: the parameters as the key holds them (``thumb_size`` resolved)
+    params: ExtractParams | None = None
+
+    @property
+    def loaded(self) -> LoadedConfig:
+        """The resolved config (parsed now when the key came from the memo: only a miss needs it)."""
+        if self._loaded is None:
+            p = self.params
+            self._loaded = load_config(p.config, p.cfg_options, p.test_cfg, p.images, image_size=p.image_size)
+        return self._loaded
 
 
 @dataclass
@@ -71,31 +85,174 @@ class ExtractResult:
                 f"{p.get('shape_mismatch', 0)} of another shape")
 
 
-def entry_key(params: ExtractParams) -> KeyInfo:
-    """The content key of an entry: config parts, data fingerprint, checkpoint bytes."""
-    loaded = load_config(params.config, params.cfg_options, params.test_cfg, params.images,
-                         image_size=params.image_size)
-    fingerprint = check_dataset(loaded, params.config)
-    ckpt = resolve_checkpoint(params.checkpoint)
-    sha = file_sha256(ckpt) if ckpt is not None else "none"
+#: Recorded by :func:`_recording_opens` while a config is parsed: the files mmengine opened.
+_opened: list[str] | None = None
+_hook_added = False
+
+
+def _audit(event: str, args) -> None:
+    if _opened is not None and event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+        _opened.append(os.fsdecode(args[0]))
+
+
+class _recording_opens:
+    """``with _recording_opens() as files:`` -- every file opened inside (an audit hook, added once)."""
+
+    def __enter__(self) -> list[str]:
+        global _opened, _hook_added
+        if not _hook_added:
+            sys.addaudithook(_audit)
+            _hook_added = True
+        _opened = []
+        return _opened
+
+    def __exit__(self, *exc) -> None:
+        global _opened
+        _opened = None
+
+
+MEMO_FILE = "extract-keys.json"
+MEMO_ENTRIES = 64  # the most recent inputs kept
+
+
+def _stamp(path: str) -> list | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [path, st.st_size, st.st_mtime_ns]
+
+
+def _memo_key(params: ExtractParams) -> str:
+    """What the config's parse depends on, besides the files it reads (stamped apart)."""
+    def where(p):
+        return p if p is None or "::" in p or "://" in p else os.path.realpath(os.path.expanduser(p))
+
+    return sha256_json({"memo": 1, "schema": SCHEMA_VERSION, "vistsne": __version__, "config": where(params.config),
+                        "cfg_options": list(params.cfg_options), "test_cfg": where(params.test_cfg),
+                        "images": where(params.images), "image_size": params.image_size})
+
+
+def _memo_load(params: ExtractParams) -> dict | None:
+    """The parse of these config inputs recorded by an earlier run, if none of the files it read changed."""
+    from ..hashing import cache_dir
+
+    try:
+        memo = json.loads((cache_dir() / MEMO_FILE).read_text()).get(_memo_key(params))
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(memo, dict) or not memo.get("files"):
+        return None
+    for rec in memo["files"]:
+        if _stamp(rec[0]) != rec:
+            return None  # a config file (or one it includes) changed, or is gone: parse again
+    return memo
+
+
+def _memo_save(params: ExtractParams, memo: dict) -> None:
+    from ..atomic import atomic_write_text
+    from ..hashing import cache_dir
+
+    path = cache_dir() / MEMO_FILE
+    try:
+        doc = json.loads(path.read_text())
+        if not isinstance(doc, dict):
+            doc = {}
+    except (OSError, ValueError):
+        doc = {}
+    doc.pop(_memo_key(params), None)
+    doc[_memo_key(params)] = memo
+    doc = dict(list(doc.items())[-MEMO_ENTRIES:])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(doc))
+    except OSError:
+        pass  # a read-only cache folder only costs speed
+
+
+def _parse(params: ExtractParams) -> tuple[LoadedConfig | None, dict]:
+    """The config's key-relevant parse: from the key memo when its files are unchanged, else parsed
+    (and recorded). Returns (the loaded config or None, {spec, data_paths, data_type, name})."""
+    memo = _memo_load(params)
+    if memo is not None and (params.images is None or os.path.isdir(params.images)):
+        return None, memo
+    with _recording_opens() as opened:
+        loaded = load_config(params.config, params.cfg_options, params.test_cfg, params.images,
+                             image_size=params.image_size)
     spec = feature_spec(loaded)
     if params.images is not None:
         # an --images tree is identified by its files (the fingerprint), not by where it lies
         spec["dataset"]["data_root"] = "<--images>"
+    root, paths = dataset_paths(loaded)
     try:
-        key = sha256_json({
-            "schema": SCHEMA_VERSION,
-            "spec": spec,
-            "data_files": fingerprint,
-            "checkpoint_sha256": sha,
-            "extract": params.key_fields(),
-        })
+        plain = json.loads(canonical_json(spec))
     except TypeError as e:
         from ..errors import ConfigError
 
         raise ConfigError(f"config {params.config}: {e}", "use plain values (numbers, strings, lists, dicts) "
                           "in the model, pipeline and dataset sections") from e
-    return KeyInfo(key=key, loaded=loaded, checkpoint_path=ckpt, checkpoint_sha256=sha, fingerprint=fingerprint)
+    memo = {"spec": plain, "data_paths": [str(p) for p in paths],
+            "data_root": None if root is None else str(root), "name": loaded.name,
+            "data_type": str(loaded.cfg.test_dataloader.dataset.get("type"))}
+    files = sorted({f for f in opened if not f.endswith(".pyc") and os.path.isfile(f)})
+    memo["files"] = [st for st in map(_stamp, files) if st is not None]
+    if memo["files"]:
+        _memo_save(params, memo)
+    return loaded, memo
+
+
+def _selected_rows(params: ExtractParams, loaded: LoadedConfig | None, counts: dict | None) -> int:
+    """How many rows the selection holds, for the default ``--thumb-size``: exact for an ``--images``
+    tree (its image files per class folder), the selection's bound when that is at most the first
+    threshold, else the dataset's own count (it is built: pass ``--thumb-size`` to skip that)."""
+    from ..selection import chosen_classes, select_rows
+    from .params import THUMB_DEFAULTS
+
+    sel = params.selection
+    if counts is not None:
+        classes = sorted(c for c in counts if not c.startswith("."))  # as use_images lists them
+        per = [counts[classes[i]] for i in chosen_classes(len(classes), sel.class_idx, sel.max_num_class)]
+        return int(sum(n if sel.max_num_samples is None else min(n, int(sel.max_num_samples)) for n in per))
+    n_classes = len(set(sel.class_idx)) if sel.class_idx else sel.max_num_class
+    if n_classes is not None and sel.max_num_samples is not None \
+            and int(n_classes) * int(sel.max_num_samples) <= THUMB_DEFAULTS[0][0]:
+        return int(n_classes) * int(sel.max_num_samples)
+    from .model import build_dataset, dataset_labels_and_classes
+
+    if loaded is None:
+        loaded = load_config(params.config, params.cfg_options, params.test_cfg, params.images,
+                             image_size=params.image_size)
+    labels, class_names = dataset_labels_and_classes(build_dataset(loaded.cfg))
+    return len(select_rows(labels, len(class_names), sel.class_idx, sel.max_num_class, sel.max_num_samples)[0])
+
+
+def entry_key(params: ExtractParams) -> KeyInfo:
+    """The content key of an entry: config parts, data fingerprint, checkpoint bytes, the key fields
+    (``thumb_size`` resolved for the selection, :func:`~vistsne.extract.params.thumb_default`).
+
+    The config's parse is remembered (``extract-keys.json`` in the cache folder) with the size and
+    modification time of every file mmengine read for it, and reused while none of them changed;
+    the data fingerprint and the checkpoint's hash are computed (from their caches) every time.
+    """
+    loaded, memo = _parse(params)
+    roots = [Path(p) for p in memo["data_paths"]]
+    counts = {} if params.images is not None and params.thumb_size is None else None
+    fingerprint = check_data_paths(memo["data_type"], Path(memo["data_root"]) if memo["data_root"] else None,
+                                   roots, params.config, counts=counts, suffixes=IMAGE_SUFFIXES)
+    if params.thumb_size is None:
+        params = params.with_thumb_size(_selected_rows(params, loaded, counts))
+    ckpt = resolve_checkpoint(params.checkpoint)
+    sha = file_sha256(ckpt) if ckpt is not None else "none"
+    key = sha256_json({
+        "schema": SCHEMA_VERSION,
+        "spec": memo["spec"],
+        "data_files": fingerprint,
+        "checkpoint_sha256": sha,
+        "extract": params.key_fields(),
+    })
+    info = KeyInfo(key=key, _loaded=loaded, checkpoint_path=ckpt, checkpoint_sha256=sha, fingerprint=fingerprint,
+                   params=params)
+    return info
 
 
 def _requested_stages(meta: dict, vis_stage: str) -> list[str] | None:
@@ -129,6 +286,7 @@ def extract_entry(store, params: ExtractParams, *, progress: bool = True) -> Ext
     t0 = time.perf_counter()
     params = params.validate()
     info = entry_key(params)
+    params = info.params  # thumb_size resolved
     key = info.key
     ranks = distributed.setup(params.launcher, params.device)  # Ranks() for --launcher none
     hit = None
@@ -177,6 +335,7 @@ def _provenance(params: ExtractParams, info: KeyInfo, device: str, class_names: 
         "class_names": class_names,
         "data_fingerprint": info.fingerprint,
         "extract": params.key_fields(),
+        "thumb_size": params.thumb_size,
         "versions": {"torch": torch.__version__, "mmengine": mmengine.__version__,
                      "mmpretrain": mmpretrain.__version__, "vistsne": __version__,
                      "python": platform.python_version()},
@@ -329,7 +488,7 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
         if not buf["index"]:
             return
         idx = np.concatenate(buf["index"])
-        store.write_part(key, idx, labels[idx], np.concatenate(buf["thumb"]),
+        store.write_part(key, idx, labels[idx], np.concatenate(buf["thumb"]) if buf["thumb"] else None,
                          {s: np.concatenate(v).astype(dtype, copy=False) for s, v in feats_buf.items()},
                          {s: np.concatenate(v) for s, v in extras_buf.items()})
         new_rows += len(idx)
@@ -431,7 +590,8 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
                             store.update_entry_meta(key, aliases={a: None for a in broken})
                     batch = {s: a for s, a in batch.items() if s not in aliases}
                     buf["index"].append(np.asarray(idx, dtype=np.int64))
-                    buf["thumb"].append(thumbnails(raw, params.thumb_size, bgr))
+                    if params.thumb_size:  # --thumb-size 0: the parts store no thumbnails
+                        buf["thumb"].append(thumbnails(raw, params.thumb_size, bgr))
                     for s, a in batch.items():
                         feats_buf.setdefault(s, []).append(a)
                     top = reader.top_k()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from ..errors import ParamError
 from ..selection import DEFAULT_MAX_NUM_CLASS, DEFAULT_MAX_NUM_SAMPLES, RowSelection
@@ -29,6 +29,22 @@ def parse_backbone_stages(text) -> str | tuple[int, ...] | None:
     return out
 
 
+#: The default thumbnail side by the number of rows selected: (most rows, px), first match. Chosen by
+#: what the thumbnails cost, uncompressed (side x side x 3 bytes a row): 48 px is 6,912 B a row, 138 MB
+#: at 20,000 rows; 32 px is 3,072 B, 307 MB at 100,000; 16 px is 768 B, 768 MB at 1,000,000 (48 px
+#: there would be 6.9 GB, read back whole by every page render).
+THUMB_DEFAULTS = ((20_000, 48), (100_000, 32))
+THUMB_BEYOND = 16
+
+
+def thumb_default(rows: int) -> int:
+    """The default ``--thumb-size`` for a selection of ``rows`` rows (see :data:`THUMB_DEFAULTS`)."""
+    for most, px in THUMB_DEFAULTS:
+        if rows <= most:
+            return px
+    return THUMB_BEYOND
+
+
 @dataclass(frozen=True)
 class ExtractParams:
     config: str
@@ -49,7 +65,7 @@ class ExtractParams:
     allow_partial_checkpoint: bool = False  # use a checkpoint that leaves model weights unloaded
     image_size: int | None = None      # resize every image to this square size (a Resize in the pipeline)
     backbone_stages: str | tuple[int, ...] | None = None  # "all" or indices: override the backbone's out_indices
-    thumb_size: int = 48
+    thumb_size: int | None = None      # px per side; 0: none stored; None: by the selection's size (thumb_default)
     init_seed: int = 0                 # seeds random init when there is no checkpoint
     flush_rows: int = 1024             # rows buffered before a part is committed
     flush_seconds: float = 20.0        # ... or seconds
@@ -79,8 +95,10 @@ class ExtractParams:
             raise ParamError(f"--image-size {self.image_size} is out of range", "pass 8 to 4096 pixels")
         if self.launcher not in LAUNCHERS:
             raise ParamError(f"unknown --launcher {self.launcher!r}", f"choose from {', '.join(LAUNCHERS)}")
-        if not 8 <= self.thumb_size <= 256:
-            raise ParamError("thumbnail size must be 8 to 256 px", "use the default 48")
+        if self.thumb_size is not None and (isinstance(self.thumb_size, bool) or not (
+                self.thumb_size == 0 or 8 <= int(self.thumb_size) <= 256)):
+            raise ParamError(f"--thumb-size {self.thumb_size} is out of range",
+                             "pass 8 to 256 pixels, 0 for no thumbnails, or leave it out for the default")
         return self
 
     @property
@@ -89,13 +107,23 @@ class ExtractParams:
         return RowSelection(self.class_idx, self.max_num_class, self.max_num_samples)
 
     def key_fields(self) -> dict:
-        """The parameters that change stored values (the rest do not enter the key)."""
-        out = {"pool": self.pool, "dtype": self.dtype, "thumb_size": self.thumb_size,
+        """The parameters that change stored values (the rest do not enter the key).
+
+        ``thumb_size`` enters as resolved (:func:`thumb_default` when unset:
+        ``extract.entry.entry_key`` resolves it before it computes the key), so
+        entries made at 48 px before ``--thumb-size`` existed keep their keys.
+        """
+        out = {"pool": self.pool, "dtype": self.dtype,
+               "thumb_size": None if self.thumb_size is None else int(self.thumb_size),
                "init_seed": self.init_seed if self.checkpoint is None else None}
         if self.backbone_stages is not None:  # absent when unset: keys of entries made without it stay the same
             out["backbone_stages"] = self.backbone_stages if self.backbone_stages == "all" \
                 else sorted(int(i) for i in self.backbone_stages)
         return out
+
+    def with_thumb_size(self, rows: int) -> "ExtractParams":
+        """These parameters with ``thumb_size`` resolved for a selection of ``rows`` rows (if unset)."""
+        return self if self.thumb_size is not None else replace(self, thumb_size=thumb_default(int(rows)))
 
     def to_dict(self) -> dict:
         return asdict(self)

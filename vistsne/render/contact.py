@@ -78,13 +78,22 @@ def _fit_lines(lines: Sequence[str], measure, width: float) -> tuple[int, list[s
     return size, out
 
 
-def build_contact_sheet(thumbnails: np.ndarray, captions: Sequence[Sequence[str]],
+#: The sheet's note when the entry stores no thumbnails (``--thumb-size 0``): grey tiles instead.
+NO_THUMBNAILS = "no thumbnails stored (extracted with --thumb-size 0): extract with --thumb-size 48 to see the images"
+
+
+def build_contact_sheet(thumbnails: np.ndarray | None, captions: Sequence[Sequence[str]],
                         title: str = "", *, tile: int = TILE_PX,
                         columns: int = MAX_COLUMNS):
     """The contact sheet as a PIL image (see the module doc); thumbnail ``i``
-    in row ``i // columns``, column ``i % columns``."""
+    in row ``i // columns``, column ``i % columns``. ``thumbnails`` None (an
+    entry extracted with ``--thumb-size 0``): grey tiles, and the title says
+    why and how to get the images."""
     from PIL import Image, ImageDraw
 
+    if thumbnails is None:
+        thumbnails = np.full((max(1, len(list(captions))), 8, 8, 3), 225, np.uint8)
+        title = f"{title} | {NO_THUMBNAILS}" if title else NO_THUMBNAILS
     t, caps = _check(thumbnails, captions)
     thumbs = as_rgb_uint8(t)
     n, th, tw = thumbs.shape[:3]
@@ -139,7 +148,7 @@ def build_contact_sheet(thumbnails: np.ndarray, captions: Sequence[Sequence[str]
     return canvas
 
 
-def render_contact_sheet(thumbnails: np.ndarray, captions: Sequence[Sequence[str]], out_path,
+def render_contact_sheet(thumbnails: np.ndarray | None, captions: Sequence[Sequence[str]], out_path,
                          params: RenderParams, title: str = "") -> Path:
     """Write the contact sheet (:func:`build_contact_sheet`) as a PNG at
     ``out_path`` (``.png`` added when it has no suffix), atomically."""

@@ -184,7 +184,8 @@ def load_map(store: Store, entry: str, info: EmbeddingInfo, meta: dict, with_thu
     feature-space neighbours (for the page and ``--color-by``)."""
     coords, index = store.read_embedding(entry, info.key)
     labels = store.read_rows(entry, index, what="label").astype(np.int64)
-    thumbs = store.read_rows(entry, index, what="thumb") if with_thumbs else None
+    # an entry extracted with --thumb-size 0 stores none: the page and figures then go without
+    thumbs = store.read_rows(entry, index, what="thumb") if with_thumbs and store.thumb_size(entry) else None
     fields, paths, neighbors = None, None, None
     if with_fields:
         fields = row_fields(store, entry, info.key, index, labels) or None
@@ -382,7 +383,12 @@ def render_suspects(store: Store, report, out_path, params: RenderParams) -> Pat
     items = list(report.items)
     if not items:
         raise NotFoundError(f"no suspects to draw for stage {report.stage}", "pass a larger --top")
-    thumbs = store.read_rows(report.entry, np.array([it["dataset_index"] for it in items]), what="thumb")
+    thumbs = None
+    if store.thumb_size(report.entry):
+        thumbs = store.read_rows(report.entry, np.array([it["dataset_index"] for it in items]), what="thumb")
+    else:
+        log.info("entry %s stores no thumbnails (--thumb-size 0): the sheet shows grey tiles; extract again "
+                 "with --thumb-size 48 to see the images", report.entry[:12])
     captions = []
     for it in items:
         lines = [f"label {it['label']}", f"nbrs {it['neighbour_majority']} ({it['disagree']:.0%} differ)"]

@@ -211,6 +211,22 @@ def read_many(requests: Sequence[tuple[object, object, Where]]) -> list[np.ndarr
     return out
 
 
+def read_into(requests: Sequence[tuple[object, object, np.ndarray, Where]]) -> None:
+    """``out[...] = arr[sel]`` for each (async array, row slice, out, where), all in one trip, each
+    chunk decoded straight into ``out`` (no block in between: at a million rows, every fresh
+    gigabyte costs seconds of page faults); the first damage raises."""
+    from zarr.core.buffer import default_buffer_prototype
+
+    nd = default_buffer_prototype().nd_buffer
+    got = _gather([arr.get_orthogonal_selection((sel,), out=nd.from_numpy_array(out))
+                   for arr, sel, out, _ in requests])
+    for res, (_, _, _, where) in zip(got, requests):
+        if isinstance(res, (VistsneError, MemoryError)):
+            raise res
+        if isinstance(res, BaseException):
+            raise damaged(where, describe(res)) from res
+
+
 @dataclass
 class RowPlan:
     """Which slices of an array to read for some of its rows, and how to put them in order."""

@@ -38,12 +38,20 @@ class PartInfo:
     damaged: str = ""
     #: per-row arrays beside the features (``pred_top5``, ``score_top5``): name -> trailing shape
     extras: dict = field(default_factory=dict)
+    #: the side of its thumbnails in pixels; 0: the part stores none (no ``thumb`` array);
+    #: None: a part of an older version, which always stored them
+    thumb_size: int | None = None
+
+    @property
+    def has_thumbs(self) -> bool:
+        return self.thumb_size != 0
 
     def writer_alive(self) -> bool:
         return writers.alive(self.writer)
 
     def array_names(self) -> list[str]:
-        return ["index", "label", "thumb", *(f"feat/{s}" for s in self.stages), *self.extras]
+        return ["index", "label", *(["thumb"] if self.has_thumbs else []), *(f"feat/{s}" for s in self.stages),
+                *self.extras]
 
     def holds(self, what: str | None) -> bool:
         """Whether the part has feature stage (or extra array) ``what`` (None: any part)."""
@@ -96,7 +104,8 @@ class PartsMixin:
             out.append(PartInfo(name=name, rows=int(a.get("rows", 0)), stages=dict(a.get("stages", {})),
                                 committed=bool(a.get("committed")), created=a.get("created", ""),
                                 writer=a.get("writer", {}) or {}, arrays=dict(a.get("arrays", {}) or {}),
-                                extras=dict(a.get("extras", {}) or {})))
+                                extras=dict(a.get("extras", {}) or {}),
+                                thumb_size=None if a.get("thumb_size") is None else int(a["thumb_size"])))
         return out
 
     def _part_where(self, key: str, name: str, array: str) -> Where:
@@ -127,18 +136,27 @@ class PartsMixin:
         return out
 
     # ------------------------------------------------------------ writing
-    def write_part(self, key: str, index: np.ndarray, labels: np.ndarray, thumbs: np.ndarray,
+    def write_part(self, key: str, index: np.ndarray, labels: np.ndarray, thumbs: np.ndarray | None,
                    feats: dict[str, np.ndarray], extras: dict[str, np.ndarray] | None = None) -> str:
         """Write one batch of rows as a new part; it counts once committed.
 
-        ``extras``: more per-row arrays (the model's top-5 predictions and
-        their scores), each (n, ...); read back with ``read_rows(what=name)``.
+        ``thumbs``: uint8 (n, s, s, 3), or None (or an array with no pixels)
+        for a part without thumbnails (``--thumb-size 0``: no ``thumb``
+        array). ``extras``: more per-row arrays (the model's top-5
+        predictions and their scores), each (n, ...); read back with
+        ``read_rows(what=name)``.
         """
+        return self._write_part_into(self._parts(key, create=True), index, labels, thumbs, feats, extras)
+
+    def _write_part_into(self, parent, index, labels, thumbs, feats, extras, stamp: str | None = None) -> str:
+        """:meth:`write_part` under the zarr group ``parent`` (``parts``, or where compact builds one);
+        ``stamp``: the first half of its name (default now; compact keeps its first part's, so that the
+        merged part sorts where its rows did)."""
         n = len(index)
         extras = {k: np.asarray(v) for k, v in (extras or {}).items()}
-        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        stamp = stamp or _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         name = f"{stamp}-{uuid.uuid4().hex[:8]}"
-        grp = self._parts(key, create=True).create_group(name, attributes={
+        grp = parent.create_group(name, attributes={
             "rows": n, "committed": False, "created": writers.now_iso(), "writer": writers.identity(),
             "stages": {k: int(v.shape[1]) for k, v in feats.items()},
             "extras": {k: [int(d) for d in v.shape[1:]] for k, v in extras.items()}})
@@ -146,16 +164,21 @@ class PartsMixin:
         sizes = self._chunks
         rec = {"index": arrays.write(grp, "index", np.asarray(index, dtype=np.int64), (rows,), sizes),
                "label": arrays.write(grp, "label", np.asarray(labels, dtype=np.int32), (rows,), sizes)}
-        thumbs = np.asarray(thumbs, dtype=np.uint8)
-        rec["thumb"] = arrays.write(grp, "thumb", thumbs, (max(1, min(n, 1024)),) + tuple(thumbs.shape[1:]),
-                                    sizes)
+        if thumbs is not None:
+            thumbs = np.asarray(thumbs, dtype=np.uint8)
+        if thumbs is None or thumbs.size == 0:
+            thumbs = None  # --thumb-size 0: no thumb array
+        if thumbs is not None:
+            rec["thumb"] = arrays.write(grp, "thumb", thumbs, (max(1, min(n, 1024)),) + tuple(thumbs.shape[1:]),
+                                        sizes)
         fg = grp.require_group("feat")
         for stage, arr in feats.items():
             arr = np.asarray(arr)
             rec[f"feat/{stage}"] = arrays.write(fg, stage, arr, (rows, arr.shape[1]), sizes)
         for extra, arr in extras.items():
             rec[extra] = arrays.write(grp, extra, arr, (rows,) + tuple(arr.shape[1:]), sizes)
-        grp.attrs.update({"arrays": rec, "committed": True})  # the commit marker: written last
+        thumb_size = int(thumbs.shape[1]) if thumbs is not None else 0
+        grp.attrs.update({"arrays": rec, "thumb_size": thumb_size, "committed": True})  # the commit marker: last
         return name
 
     def remove_part(self, key: str, name: str) -> None:
@@ -283,6 +306,24 @@ class PartsMixin:
             out = np.intersect1d(out, s, assume_unique=True)
         return set(out.tolist())
 
+    def thumb_size(self, key: str) -> int:
+        """The side of the entry's thumbnails in pixels (0: extracted with ``--thumb-size 0``, none stored)."""
+        for p in self.parts(key):
+            if not p.committed:
+                continue
+            if p.thumb_size is not None:
+                return p.thumb_size
+            rec = (p.arrays.get("thumb") or {}).get("shape")
+            return int(rec[1]) if rec and len(rec) == 4 else 48  # parts of older versions: always 48
+        return 0
+
+    def _check_thumbs(self, key: str, look: _Lookup, part_of: np.ndarray) -> None:
+        """Thumbnails are read only from parts that store them (one clear line otherwise)."""
+        lacking = [i for i in np.unique(part_of).tolist() if not look.parts[i].has_thumbs]
+        if lacking:
+            raise NotFoundError(f"entry {key[:12]} stores no thumbnails (it was extracted with --thumb-size 0)",
+                                "extract it again with --thumb-size N (8 to 256, e.g. 48) to store them")
+
     def read_rows(self, key: str, indices: np.ndarray, stage: str | None = None,
                   what: str = "feat") -> np.ndarray:
         """Rows of ``feat/<stage>``, ``label`` or ``thumb`` for dataset ``indices``, in order.
@@ -304,14 +345,36 @@ class PartsMixin:
             return np.empty((0,), dtype=np.float32)
         part_of, row_of = look.part[pos], look.row[pos]
         array = f"feat/{self.stored_stage(key, stage)}" if what == "feat" else what
-        order = np.argsort(part_of, kind="stable")
-        groups = np.split(order, np.flatnonzero(np.diff(part_of[order])) + 1)
-        values = self._read_plans(key, [(look.parts[int(part_of[g[0]])], array, row_of[g]) for g in groups])
-        out = np.empty((len(indices),) + values[0].shape[1:], dtype=values[0].dtype)
-        for g, v in zip(groups, values):
-            if arrays._is_range(g, int(g[0]), len(g)):
-                out[int(g[0]):int(g[0]) + len(g)] = v  # a run of positions: one block copy
+        if what == "thumb":
+            self._check_thumbs(key, look, part_of)
+        # the rows of each part, in output order: one group per part (a run of output positions when
+        # the request is sorted the way the parts were written, as every stage's own reads are)
+        cuts = np.flatnonzero(np.diff(part_of)) + 1
+        if len(np.unique(part_of[np.r_[0, cuts]])) == len(cuts) + 1:  # each part's rows are one run
+            groups = [slice(int(a), int(b)) for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(indices)])]
+        else:
+            order = np.argsort(part_of, kind="stable")
+            groups = np.split(order, np.flatnonzero(np.diff(part_of[order])) + 1)
+        items = [(look.parts[int(part_of[g][0])], array, row_of[g]) for g in groups]
+        opened = self._part_arrays(key, [(p, a) for p, a, _ in items])
+        first = opened[0][0]
+        out = np.empty((len(indices),) + tuple(first.shape[1:]), dtype=first.dtype)
+        direct, rest = [], []
+        for g, (p, a, rows), (arr, where) in zip(groups, items, opened):
+            lo = int(rows[0])
+            if isinstance(g, slice) and arrays._is_range(rows, lo, len(rows)):
+                direct.append((arr, lo, lo + len(rows), out[g], where))  # decoded straight into ``out``
             else:
+                rest.append((g, (p, a, rows)))
+        if direct:
+            if self.check_chunks:
+                for arr, lo, hi, _, where in direct:
+                    cs = int(arr.chunks[0])
+                    arrays.check_present(self._chunks, arr, where, range(lo // cs, (hi - 1) // cs + 1))
+            arrays.read_into([(arr, slice(lo, hi), view, where) for arr, lo, hi, view, where in direct])
+        if rest:
+            values = self._read_plans(key, [it for _, it in rest])
+            for (g, _), v in zip(rest, values):
                 out[g] = v
         return out
 
