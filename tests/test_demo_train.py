@@ -116,7 +116,7 @@ def test_train_checkpoint_tiny_budget(tmp_path, capsys):
     ckpt = torch.load(out, map_location="cpu", weights_only=True)
     assert set(ckpt) == {"state_dict", "meta"}
     info = ckpt["meta"]["vistsne"]
-    assert info["iters"] == 2 and info["seed"] == 0
+    assert info["iters"] == 2 and info["seed"] == 0 and info["threads"] == threads
     assert 0.0 <= info["test_accuracy"] <= 1.0 and info["train_seconds"] > 0
     assert ckpt["meta"]["dataset_meta"]["classes"] == [str(i) for i in range(10)]
 
@@ -131,44 +131,3 @@ def test_train_checkpoint_tiny_budget(tmp_path, capsys):
     mtime = out.stat().st_mtime_ns
     assert demo.train_checkpoint(DEMO_CONFIG, str(out), max_iters=2) == out
     assert out.stat().st_mtime_ns == mtime
-
-
-def test_thread_chooser_follows_the_faster_count():
-    from vistsne.demo import ThreadChooser, probe_threads, thread_candidates
-
-    assert thread_candidates(2) == [2, 1]
-    assert thread_candidates(1) == [1]
-    assert thread_candidates(16) == [16, 8, 1]
-
-    # seconds of a probe and of an iteration, per thread count, on a quiet or a busy machine
-    probe = {"quiet": {2: 0.003, 1: 0.005}, "busy": {2: 0.030, 1: 0.003}}
-    step = {"quiet": {2: 0.005, 1: 0.009}, "busy": {2: 0.050, 1: 0.010}}
-
-    def run(machine, iters=300):
-        chooser, seen = ThreadChooser([2, 1], period=16, max_period=128), []
-        for i in range(iters):
-            if chooser.probe_due():
-                chooser.choose(probe[machine(i)])
-            seen.append(chooser.current)
-            chooser.record(chooser.current, step[machine(i)][chooser.current])
-        return chooser, seen
-
-    quiet, seen = run(lambda i: "quiet")
-    assert set(seen) == {2} and len(quiet.probes) <= 6  # probes back off while nothing changes
-    busy, seen = run(lambda i: "busy")
-    assert set(seen) == {1} and busy.used[2] == 0
-    # another process starts: the next iteration is slow, a probe follows at once
-    _, seen = run(lambda i: "quiet" if i < 100 else "busy")
-    assert set(seen[:100]) == {2} and set(seen[102:]) == {1}
-    # ... and ends: a periodic probe goes back to two threads
-    _, seen = run(lambda i: "busy" if i < 100 else "quiet")
-    assert set(seen[:100]) == {1} and set(seen[100 + 128:]) == {2}
-
-    import torch
-
-    threads = torch.get_num_threads()
-    try:
-        assert 0 < probe_threads(1, reps=2) < 5
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(threads)

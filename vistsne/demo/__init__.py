@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .train import (BF16_OPTIM_WRAPPER, DEMO_CHECKPOINT, DEMO_CONFIG, ThreadChooser, classification_accuracy,
-                    cpu_has_bf16, probe_threads, snapshot_paths, thread_candidates, train_checkpoint)
+from .train import DEMO_CHECKPOINT, DEMO_CONFIG, classification_accuracy, snapshot_paths, train_checkpoint
 
-__all__ = ["DEMO_CONFIG", "DEMO_CHECKPOINT", "train_checkpoint", "run_demo", "DemoResult", "ThreadChooser",
-           "probe_threads", "thread_candidates", "classification_accuracy", "cpu_has_bf16", "BF16_OPTIM_WRAPPER"]
+__all__ = ["DEMO_CONFIG", "DEMO_CHECKPOINT", "train_checkpoint", "run_demo", "DemoResult", "classification_accuracy",
+           "snapshot_paths"]
 
 # ------------------------------------------------------------ the demo run
 DEMO_STAGES = ("all",)
