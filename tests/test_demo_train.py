@@ -91,8 +91,12 @@ def _train_dirs() -> set[str]:
     return set(glob.glob(os.path.join(tempfile.gettempdir(), "vistsne-train-*")))
 
 
-def test_train_checkpoint_tiny_budget(tmp_path, capsys):
+def test_train_checkpoint_tiny_budget(tmp_path, capsys, monkeypatch):
     import torch
+
+    # the Runner's work folder goes under a temporary folder of this test's own (other tests may train at once)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
 
     from vistsne import demo
     from vistsne.extract.checkpoint import apply_checkpoint
