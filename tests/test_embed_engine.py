@@ -429,8 +429,8 @@ def test_resolve_method_and_neighbours():
     assert resolve(EmbedParams(), 999, 10)["knn_method"] == "exact"
     assert resolve(EmbedParams(), 20000, 512)["knn_method"] == "exact"
     assert resolve(EmbedParams(), 30000, 512)["knn_method"] == "exact"  # over 50 PCA dims
-    assert resolve(EmbedParams(pca_dims=0), 30000, 512)["knn_method"] == "annoy"
-    assert resolve(EmbedParams(), 10**6, 100)["knn_method"] == "annoy"
+    assert resolve(EmbedParams(pca_dims=0), 30000, 512)["knn_method"] == "hnsw"
+    assert resolve(EmbedParams(), 10**6, 100)["knn_method"] == "hnsw"
 
 
 def test_resolve_does_not_change_params_and_is_json():

@@ -345,12 +345,13 @@ def tsne_options(fn):
 
 
 def build_embed_params(perplexity, n_iter, early_exaggeration, learning_rate, n_components, init,
-                       n_iter_without_progress, pca_dims, seed, method, early_exaggeration_iter=250):
+                       n_iter_without_progress, pca_dims, seed, method, early_exaggeration_iter=250, subsample=0):
     from .embed import EmbedParams, sweep
 
     pca = pca_dims if str(pca_dims).lower() == "auto" else int(pca_dims)
     base = EmbedParams(n_components=n_components, n_iter_without_progress=n_iter_without_progress,
-                       pca_dims=pca, method=method, early_exaggeration_iter=early_exaggeration_iter)
+                       pca_dims=pca, method=method, early_exaggeration_iter=early_exaggeration_iter,
+                       subsample=subsample or 0)
     return sweep(base, perplexity=_csv(perplexity, float, "--perplexity"),
                  n_iter=_csv(n_iter, int, "--n-iter"),
                  early_exaggeration=_csv(early_exaggeration, float, "--early-exaggeration"),
@@ -364,6 +365,9 @@ def build_embed_params(perplexity, n_iter, early_exaggeration, learning_rate, n_
               help="Stored array(s) to embed, e.g. backbone.3, neck, pre_logits; or all (default).")
 @selection_options
 @tsne_options
+@click.option("--subsample", default=0, type=int, metavar="N",
+              help="Embed a class-balanced sample of N rows, then place every other row into that map "
+                   "(openTSNE transform); 0: off.")
 @store_option
 @json_option
 @debug_option
@@ -371,7 +375,7 @@ def build_embed_params(perplexity, n_iter, early_exaggeration, learning_rate, n_
 def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size, backbone_stages, stages,
           class_idx, max_num_class, max_num_samples, perplexity, n_iter, early_exaggeration,
           early_exaggeration_iter, learning_rate, n_components, init, n_iter_without_progress, pca_dims, seed,
-          method, n_jobs, store_path, as_json, debug):
+          method, n_jobs, subsample, store_path, as_json, debug):
     """openTSNE over cached features: no inference, cached maps, metrics.
 
     The entry is --entry KEY, or CONFIG [--checkpoint ...] (found by its stored
@@ -379,11 +383,12 @@ def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype,
     Lists sweep: --perplexity 5,30,50.
     """
     from . import pipeline
-    from .embed.entry import metrics_table
+    from .embed.entry import metrics_table, subsample_summary
 
     t0 = time.perf_counter()
     params = build_embed_params(perplexity, n_iter, early_exaggeration, learning_rate, n_components, init,
-                                n_iter_without_progress, pca_dims, seed, method, early_exaggeration_iter)
+                                n_iter_without_progress, pca_dims, seed, method, early_exaggeration_iter,
+                                subsample)
     sel = _selection(class_idx, max_num_class, max_num_samples)
     st = _open_store(store_path, "r+")
     ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size,
@@ -397,8 +402,10 @@ def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype,
     click.echo(metrics_table(records))
     new = sum(not r.cached for r in records)
     n_stages = len({r.stage for r in records})
+    sub = subsample_summary(records)
     click.echo(f"embed: entry {key[:12]}: {_plural(len(records), 'map')} ({new} new, {len(records) - new} cached) "
-               f"over {_plural(n_stages, 'stage')} in {time.perf_counter() - t0:.1f}s; store {st.path}")
+               f"over {_plural(n_stages, 'stage')} in {time.perf_counter() - t0:.1f}s; "
+               + (f"{sub}; " if sub else "") + f"store {st.path}")
 
 
 # ------------------------------------------------------------------- render

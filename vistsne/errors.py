@@ -67,3 +67,7 @@ class RenderError(VistsneError):
 
 class DamagedError(StoreError):
     """Stored data fails its checksum, cannot be decompressed, or lacks chunks."""
+
+
+class ResourceError(VistsneError):
+    """The work would not fit this machine (memory); the message names the estimate and the fix."""

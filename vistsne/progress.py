@@ -74,5 +74,41 @@ class Progress:
         self.stream.flush()
 
 
+def _seconds(s: float) -> str:
+    return f"{s:.0f}s" if s < 90 else f"{s / 60:.1f} min"
+
+
+class Phase:
+    """Start and end lines of a step that cannot report its own progress (a library call).
+
+    ``with Phase("kNN graph (hnsw, 100000 rows x 50 dims)", estimate_s=40):`` writes
+    ``... started, about 40s expected`` and, when the step ends, ``... done in 38.2s``
+    (or ``failed after``). ``estimate_s`` None leaves the estimate out.
+    """
+
+    def __init__(self, desc: str, estimate_s: float | None = None, *, enabled: bool = True, stream=None):
+        self.desc = desc
+        self.estimate_s = estimate_s
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.start = 0.0
+        self.seconds = 0.0
+
+    def _write(self, line: str) -> None:
+        if self.enabled:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def __enter__(self) -> "Phase":
+        self.start = time.perf_counter()
+        est = f", about {_seconds(self.estimate_s)} expected" if self.estimate_s else ""
+        self._write(f"{self.desc}: started{est}")
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self.seconds = time.perf_counter() - self.start
+        self._write(f"{self.desc}: {'done in' if exc_type is None else 'failed after'} {self.seconds:.1f}s")
+
+
 def progress(total: int, desc: str, unit: str = "it", enabled: bool = True) -> Progress:
     return Progress(total, desc, unit, enabled=enabled)

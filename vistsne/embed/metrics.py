@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .neighbors import cv_folds, knn_accuracy_from_graph, nearest
+from .neighbors import _float_rows, cv_folds, knn_accuracy_from_graph, nearest
 
 METRIC_KEYS = ("kl_divergence", "knn_acc_map", "knn_acc_features", "trustworthiness")
 
@@ -150,8 +150,33 @@ def graph_knn_accuracy(X: np.ndarray, labels: np.ndarray, k: int = 10, folds: in
     n = len(X)
     if n < 2:
         return float("nan")
-    neighbors = nearest(np.asarray(X, dtype=np.float64), min(n - 1, 3 * int(k)))
+    # float32 features stay float32 (scikit-learn upcasts chunk by chunk): no float64 N x D copy
+    neighbors = nearest(_float_rows(X), min(n - 1, 3 * int(k)))
     return knn_accuracy_from_graph(X, labels, neighbors, k=k, folds=folds, seed=seed)
+
+
+def placed_knn_accuracy(Y_ref: np.ndarray, labels_ref: np.ndarray, Y_new: np.ndarray, labels_new: np.ndarray,
+                        k: int = 10) -> float:
+    """How often a placed row's ``k`` nearest rows of the reference map vote for its own label.
+
+    The accuracy of the rows placed into a ``--subsample`` map: the subsample is the
+    training set, the placed rows the test set (plain majority, ties to the smallest
+    label, as scikit-learn's ``KNeighborsClassifier``). NaN with no placed rows.
+    """
+    labels_new = np.asarray(labels_new).reshape(-1)
+    if len(labels_new) == 0:
+        return float("nan")
+    from sklearn.neighbors import KNeighborsClassifier
+
+    Y_ref = np.asarray(Y_ref, dtype=np.float64).reshape(len(labels_ref), -1)
+    Y_new = np.asarray(Y_new, dtype=np.float64).reshape(len(labels_new), -1)
+    clf = KNeighborsClassifier(n_neighbors=max(1, min(int(k), len(Y_ref))),
+                               algorithm="kd_tree" if Y_ref.shape[1] <= 3 else "brute")
+    clf.fit(Y_ref, np.asarray(labels_ref).reshape(-1))
+    correct = 0
+    for start in range(0, len(Y_new), 100000):
+        correct += int(np.sum(clf.predict(Y_new[start:start + 100000]) == labels_new[start:start + 100000]))
+    return correct / len(labels_new)
 
 
 def map_metrics(X: np.ndarray, Y: np.ndarray, labels: np.ndarray, kl: float,

@@ -8,6 +8,12 @@ higher 10-NN accuracy than PCA to 50 dims plus Annoy's approximate graph
 (the accuracy of scikit-learn's exact t-SNE, which the reference tool runs),
 at about the same cost up to 20,000 rows.
 
+:class:`KnnIndex` is the search behind a map's graph: exact (that search),
+hnswlib's HNSW (past the exact budget; chosen by measurement, see
+``vistsne.embed.params.APPROX_KNN``) or openTSNE's Annoy, each giving the graph
+of its own rows and the neighbours of new rows (``--subsample``'s placement).
+Every search runs on the features' own float32 (no float64 copy of an N x D array).
+
 :func:`knn_accuracy_from_graph` turns such a graph into the cross-validated
 k-NN accuracy of the labels without another search. :func:`nearest` serves
 the metrics (map and feature neighbours); :func:`cv_folds` are the folds both
@@ -31,12 +37,13 @@ def exact_knn(X: np.ndarray, k: int, *, n_jobs: int = 1) -> tuple[np.ndarray, np
 
     Neighbours are sorted by distance. A row is never its own neighbour;
     identical rows are each other's neighbours at distance 0. ``k`` must be in
-    [1, N-1]. scikit-learn's brute-force search does the work in float64
-    chunks (one GEMM per chunk), on ``n_jobs`` threads.
+    [1, N-1]. scikit-learn's brute-force search does the work in chunks (one
+    GEMM per chunk; float32 input is upcast chunk by chunk, never as a whole),
+    on ``n_jobs`` threads.
     """
     from sklearn.neighbors import NearestNeighbors
 
-    X = np.asarray(X, dtype=np.float64)
+    X = _float_rows(X)
     n = X.shape[0]
     k = int(k)
     if not 1 <= k <= n - 1:
@@ -44,6 +51,111 @@ def exact_knn(X: np.ndarray, k: int, *, n_jobs: int = 1) -> tuple[np.ndarray, np
     with _thread_limit(n_jobs):
         distances, indices = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(X).kneighbors()
     return np.asarray(indices, dtype=np.int64), np.asarray(distances, dtype=np.float64)
+
+
+def _float_rows(X: np.ndarray) -> np.ndarray:
+    """``X`` as float32 or float64, whichever it is (other dtypes become float32): no float64 copy."""
+    X = np.asarray(X)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float32)
+    return X
+
+
+#: hnswlib's build settings (the graph's degree and the build's search width; openTSNE's own HNSW
+#: wrapper uses the same) and the least search width of a query (``ef``: at least 2 k).
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 200
+HNSW_EF_MIN = 64
+#: Rows queried at once (bounds the (rows, k + 1) result buffers).
+QUERY_ROWS = 65536
+
+
+class KnnIndex:
+    """A neighbour search over the rows of ``X``: their own graph, and the neighbours of new rows.
+
+    ``method``: ``"exact"`` (brute force, :func:`exact_knn`), ``"hnsw"`` (hnswlib) or
+    ``"annoy"`` (openTSNE's Annoy). Both answers are ``(indices int64, distances float64)``,
+    nearest first, euclidean distances; the graph never lists a row as its own neighbour.
+    ``seed`` fixes the approximate indices' randomness.
+    """
+
+    def __init__(self, X: np.ndarray, method: str, *, n_jobs: int = 1, seed: int = 0):
+        self.X = _float_rows(X)
+        self.method = str(method)
+        self.n_jobs = max(1, int(n_jobs))
+        self.seed = int(seed)
+        self._index = None
+        if self.method not in ("exact", "hnsw", "annoy"):
+            raise ValueError(f"unknown kNN method {method!r}")
+
+    def graph(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's ``k`` nearest other rows (``1 <= k <= N - 1``)."""
+        n, k = self.X.shape[0], int(k)
+        if not 1 <= k <= n - 1:
+            raise ValueError(f"k={k} needs 1 <= k <= n-1 with n={n}")
+        if self.method == "exact":
+            return exact_knn(self.X, k, n_jobs=self.n_jobs)
+        if self.method == "annoy":
+            from openTSNE.nearest_neighbors import Annoy
+
+            self._index = Annoy(self.X, k, metric="euclidean", n_jobs=self.n_jobs, random_state=self.seed)
+            idx, dist = self._index.build()
+            return np.asarray(idx, dtype=np.int64), np.asarray(dist, dtype=np.float64)
+        index = self._hnsw()
+        out_i = np.empty((n, k), dtype=np.int64)
+        out_d = np.empty((n, k), dtype=np.float64)
+        index.set_ef(max(HNSW_EF_MIN, 2 * (k + 1)))
+        for start in range(0, n, QUERY_ROWS):
+            stop = min(n, start + QUERY_ROWS)
+            labels, sq = index.knn_query(self.X[start:stop], k=k + 1, num_threads=self.n_jobs)
+            labels = labels.astype(np.int64, copy=False)
+            # drop each row itself (where the search found it; else the farthest hit)
+            own = labels == np.arange(start, stop)[:, None]
+            own[~own.any(axis=1), -1] = True  # hnswlib lists each label once: one True per row
+            keep = ~own
+            out_i[start:stop] = labels[keep].reshape(-1, k)
+            out_d[start:stop] = np.sqrt(np.maximum(sq[keep].reshape(-1, k), 0.0))
+        return out_i, out_d
+
+    def query(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest rows of ``X`` to each row of ``Q`` (new rows: none of them is excluded)."""
+        Q = _float_rows(Q)
+        k = int(k)
+        if self.method == "exact":
+            from sklearn.neighbors import NearestNeighbors
+
+            with _thread_limit(self.n_jobs):
+                d, i = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(self.X).kneighbors(Q)
+            return np.asarray(i, dtype=np.int64), np.asarray(d, dtype=np.float64)
+        if self.method == "annoy":
+            if self._index is None:
+                self.graph(min(k, self.X.shape[0] - 1))
+            i, d = self._index.query(Q, k)
+            return np.asarray(i, dtype=np.int64), np.asarray(d, dtype=np.float64)
+        index = self._hnsw()
+        index.set_ef(max(HNSW_EF_MIN, 2 * k))
+        out_i = np.empty((len(Q), k), dtype=np.int64)
+        out_d = np.empty((len(Q), k), dtype=np.float64)
+        for start in range(0, len(Q), QUERY_ROWS):
+            stop = min(len(Q), start + QUERY_ROWS)
+            labels, sq = index.knn_query(Q[start:stop], k=k, num_threads=self.n_jobs)
+            out_i[start:stop] = labels
+            out_d[start:stop] = np.sqrt(np.maximum(sq, 0.0))
+        return out_i, out_d
+
+    def _hnsw(self):
+        if self._index is None:
+            import hnswlib
+
+            index = hnswlib.Index(space="l2", dim=int(self.X.shape[1]))
+            index.init_index(max_elements=int(self.X.shape[0]), ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M,
+                             random_seed=self.seed)
+            for start in range(0, self.X.shape[0], QUERY_ROWS):  # hnswlib copies each batch as float32
+                index.add_items(self.X[start:start + QUERY_ROWS], np.arange(start, min(start + QUERY_ROWS,
+                                                                                         self.X.shape[0])),
+                                num_threads=self.n_jobs)
+            self._index = index
+        return self._index
 
 
 def cv_folds(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:

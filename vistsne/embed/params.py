@@ -35,8 +35,8 @@ PCA_AUTO_MIN_FEATURES = 100
 PCA_AUTO_DIMS = 50
 
 #: The kNN graph is exact while N * N * dims (the multiply-adds of a
-#: brute-force search) stays within this budget, and approximate (Annoy)
-#: beyond; ``pca_dims="auto"`` keeps every feature dimension while that search
+#: brute-force search) stays within this budget, and approximate
+#: (:data:`APPROX_KNN`) beyond; ``pca_dims="auto"`` keeps every feature dimension while that search
 #: fits it. 2.5e11 is N=20,000 rows of 512 dims or 10,000 of 2,048: about 10 s
 #: on one core here. Why: on 512-d ResNet features the maps of an exact graph
 #: over all dims have the 10-NN accuracy of scikit-learn's exact t-SNE (`make
@@ -48,10 +48,25 @@ EXACT_KNN_BUDGET = 2.5e11
 #: Below this many rows the kNN graph is exact whatever the budget says.
 EXACT_KNN_MAX_N = 1000
 
+#: The approximate kNN search past the budget: hnswlib's HNSW graph. Chosen by
+#: `python benchmarks/scale_embed.py` on real 512-d features (PCA to 50 dims):
+#: faster than openTSNE's Annoy at every size measured, recall@90 against the exact
+#: graph of 0.99+ where Annoy's is lower, and the same map 10-NN accuracy (README, "The kNN backend").
+APPROX_KNN = "hnsw"
+#: The kNN searches :func:`resolve` may name (``annoy`` only when asked for, by the benchmarks).
+KNN_METHODS = ("exact", "hnsw", "annoy")
+
+#: ``--subsample``: the rows of the map's class-balanced sample are drawn with this seed
+#: (fixed, so that a seed sweep shares one sample), the rest placed by openTSNE's ``transform``.
+SUBSAMPLE_SEED = 0
+#: How the rows outside the subsample are placed (recorded in the resolved values).
+PLACEMENT = "opentsne-transform"
+
 #: Goes into every embedding key; bumped whenever the engine computes a map
 #: differently for the same parameters (2: exact kNN graphs from scikit-learn,
-#: affinities from the shared graph), so that no stale map is served.
-ENGINE_VERSION = 2
+#: affinities from the shared graph; 3: hnswlib instead of Annoy past the exact budget, float32
+#: features, PCA and exact search instead of float64), so that no stale map is served.
+ENGINE_VERSION = 3
 
 INITS = ("pca", "spectral", "random")
 #: How a map of a compared entry was aligned ("": an ordinary, independent map).
@@ -60,7 +75,7 @@ INITS = ("pca", "spectral", "random")
 ALIGNS = ("", "chain", "reference", "procrustes")
 #: Fields left out of :meth:`EmbedParams.to_dict` while they hold their default,
 #: so that every existing embedding key stays what it was.
-OPTIONAL_FIELDS = {"align": "", "align_from": ""}
+OPTIONAL_FIELDS = {"align": "", "align_from": "", "subsample": 0}
 METHODS = ("auto", "fft", "bh")
 
 _MAX_SEED = 2**32 - 1
@@ -172,6 +187,9 @@ class EmbedParams:
     align: str = ""
     #: The embedding key of the map this one started from (or was fitted onto).
     align_from: str = ""
+    #: 0: every row is optimised; N: a class-balanced sample of N rows is, and every
+    #: other row is placed into that map by openTSNE's ``transform``.
+    subsample: int = 0
 
     def validate(self) -> "EmbedParams":
         """Check every field; return a normalised copy or raise :class:`ParamError`."""
@@ -197,6 +215,7 @@ class EmbedParams:
             method=_as_choice("method", self.method, METHODS),
             align=_align(self.align),
             align_from=str(self.align_from or "").strip(),
+            subsample=_subsample(self.subsample),
         )
         if values["align_from"] and not values["align"]:
             raise ParamError("align-from needs an alignment method", "use --align chain, reference or procrustes")
@@ -251,6 +270,15 @@ def _align(value: Any) -> str:
     return text
 
 
+def _subsample(value: Any) -> int:
+    if value in (None, "", "off", "none"):
+        return 0
+    number = _as_int("subsample", value, 0)
+    if 0 < number < 4:
+        raise ParamError(f"subsample {number} is too small for a map", "use --subsample 4 or more, or leave it off")
+    return number
+
+
 def _pca_dims(value: Any) -> int | str:
     if isinstance(value, str) and value.strip().lower() == "auto":
         return "auto"
@@ -301,11 +329,19 @@ def resolve(params: EmbedParams, n_samples: int, n_features: int) -> dict:
     Returns a JSON-able dict with ``learning_rate`` (float), ``method``
     (``"fft"``/``"bh"``), ``pca_dims`` (int, 0 = off), ``pca_dims_clamped``
     (whether a requested N was cut to the data), ``k_neighbors`` (neighbours the
-    affinities use) and ``knn_method`` (``"exact"``/``"annoy"``). ``params`` is
-    not changed.
+    affinities use) and ``knn_method`` (``"exact"`` or :data:`APPROX_KNN`). With
+    ``params.subsample`` below ``n_samples`` these describe the map of the
+    subsample, and ``subsample``, ``placed`` and ``placement`` say how many rows
+    were optimised and how the others were placed. ``params`` is not changed.
+
+    Raises :class:`ParamError` when ``params.subsample`` is larger than ``n_samples``.
     """
     p = params.validate()
-    n_samples, n_features = int(n_samples), int(n_features)
+    n_total, n_features = int(n_samples), int(n_features)
+    if p.subsample > n_total:
+        raise ParamError(f"subsample {p.subsample} is larger than the {n_total} rows selected",
+                         f"use --subsample {n_total} or less, or leave --subsample off")
+    n_samples = p.subsample or n_total
 
     if p.learning_rate == "auto":
         learning_rate = max(200.0, n_samples / p.early_exaggeration)
@@ -335,8 +371,48 @@ def resolve(params: EmbedParams, n_samples: int, n_features: int) -> dict:
         "pca_dims": int(pca_dims),
         "pca_dims_clamped": bool(clamped),
         "k_neighbors": int(max(1, min(n_samples - 1, int(3 * p.perplexity)))),
-        "knn_method": "exact" if exact else "annoy",
+        "knn_method": "exact" if exact else APPROX_KNN,
+        **({"subsample": n_samples, "placed": n_total - n_samples, "placement": PLACEMENT}
+           if p.subsample else {}),
     }
+
+
+#: What the memory estimate counts beyond the arrays: the interpreter with numpy,
+#: scikit-learn and openTSNE loaded, and their work buffers (measured: about 0.35 GB
+#: at 2,000 rows, `python benchmarks/scale_embed.py`).
+BASE_BYTES = 450e6
+#: Bytes per affinity (CSR value and column: 12) times the copies that exist at once
+#: while openTSNE symmetrises P (P, its transpose and their sum).
+AFFINITY_BYTES = 12 * 3
+#: Bytes per optimised row: coordinates, gradients, gains and update (float64, 2 each)
+#: and the FFT gradient's per-point interpolation buffers.
+OPTIMISE_ROW_BYTES = 400
+
+
+def memory_estimate(params: EmbedParams, n_samples: int, n_features: int, itemsize: int = 4,
+                    maps_at_once: int = 1) -> dict:
+    """Bytes one embed of ``n_samples x n_features`` features needs at its peak, by part.
+
+    ``features``: the array as read (``itemsize`` bytes a value, float16 read as float32
+    for PCA); ``preprocessed``: its PCA; ``graph``: the kNN graph (int64 indices and float64
+    distances, plus the HNSW index); ``affinities``: P while it is symmetrised, plus each
+    further map's own copy; ``optimisation``: the optimised rows; ``base``: the interpreter
+    and libraries. ``total`` sums them. A formula, calibrated against measured peaks.
+    """
+    r = resolve(params, n_samples, n_features)
+    n = int(n_samples)
+    n_fit = int(r.get("subsample", n))
+    k = r["k_neighbors"]
+    dims = r["pca_dims"] or n_features
+    features = n * n_features * max(4, int(itemsize))
+    preprocessed = n * r["pca_dims"] * 4
+    graph = n_fit * k * 16 + (n_fit * (dims * 4 + 16 * 2 * 4 + 64) if r["knn_method"] != "exact" else 0)
+    nnz = 2 * n_fit * k
+    affinities = nnz * AFFINITY_BYTES + max(0, int(maps_at_once) - 1) * nnz * 12
+    optimisation = max(1, int(maps_at_once)) * n_fit * OPTIMISE_ROW_BYTES
+    parts = {"features": features, "preprocessed": preprocessed, "graph": graph, "affinities": affinities,
+             "optimisation": optimisation, "base": int(BASE_BYTES)}
+    return {**{key: int(v) for key, v in parts.items()}, "total": int(sum(parts.values()))}
 
 
 def largest_perplexity(n_samples: int) -> float:

@@ -14,6 +14,18 @@ not depend on a swept parameter is done once per call:
   is exact and in feature space) and the feature-space half of the
   trustworthiness once.
 
+With ``params.subsample`` (``--subsample N``) a group's map is made of a
+class-balanced sample of N rows (:func:`balanced_subsample`; PCA fitted on it),
+and every other row is placed into it by openTSNE's ``TSNEEmbedding.transform``
+(openTSNE's recipe for large data), in chunks of :data:`PLACE_ROWS` rows.
+
+Memory: no float64 copy of the N x D features is made anywhere (preprocessing,
+PCA, the neighbour search and the metrics keep float32); :func:`check_memory`
+compares an estimate of the peak with the memory available before any work.
+Each phase that runs inside a library call (PCA, kNN graph, affinities) writes
+a start line with an estimate from N and an end line with its time; the
+optimisation and the placement have bars with an ETA.
+
 The maps themselves run side by side: with ``n_jobs`` cores and several maps,
 ``min(maps, n_jobs)`` optimisations run at once in threads (openTSNE's
 gradients release the GIL), each with ``n_jobs // that`` threads of its own.
@@ -41,10 +53,10 @@ from typing import Any
 
 import numpy as np
 
-from vistsne.embed.neighbors import exact_knn, knn_accuracy_from_graph
-from vistsne.embed.metrics import graph_knn_accuracy, map_metrics, trust_reference
-from vistsne.embed.params import EmbedParams, check_data, resolve
-from vistsne.errors import FeatureError, ParamError
+from vistsne.embed.neighbors import KnnIndex, knn_accuracy_from_graph
+from vistsne.embed.metrics import graph_knn_accuracy, map_metrics, placed_knn_accuracy, trust_reference
+from vistsne.embed.params import SUBSAMPLE_SEED, EmbedParams, check_data, memory_estimate, resolve
+from vistsne.errors import FeatureError, ParamError, ResourceError
 
 #: Seed of the preprocessing PCA inside :func:`embed_many`.
 PREPROCESS_SEED = 0
@@ -62,6 +74,26 @@ KEEP_NEIGHBORS = 10
 
 #: Rows checked for NaN/inf at a time (keeps the mask small on big arrays).
 _CHECK_ROWS = 8192
+#: Rows projected by the preprocessing PCA at a time (bounds its centred temporary).
+PCA_ROWS = 65536
+#: Past this many rows the feature-space 10-NN accuracy (when not read off an exact graph of
+#: the features) is computed on a fixed random sample of this many rows: an exact search over
+#: all rows in full dimension would cost N^2 D (minutes at 70,000 rows of 512 dims).
+FEATURE_ACC_MAX_ROWS = 10000
+#: Rows placed by one ``transform`` call of a ``--subsample`` map (the bar moves per chunk).
+PLACE_ROWS = 50000
+#: openTSNE ``transform`` settings of the placement (its defaults: perplexity 5, 250 iterations).
+PLACE_PERPLEXITY = 5.0
+PLACE_N_ITER = 250
+
+#: Rough costs on one core here, for the phase lines' estimates (`benchmarks/scale_embed.py`):
+#: exact search multiply-adds a second, HNSW and Annoy seconds per row and neighbour, affinities
+#: seconds per row and neighbour, PCA multiply-adds a second.
+EST_EXACT_MADDS_PER_S = 1.5e10
+EST_HNSW_S_PER_ROW_K = 2.0e-6
+EST_ANNOY_S_PER_ROW_K = 4.0e-6
+EST_AFFINITY_S_PER_ROW_K = 1.5e-7
+EST_PCA_MADDS_PER_S = 3e9
 
 ProgressFactory = Callable[[int, str], Any]
 
@@ -86,22 +118,114 @@ def check_features(X: np.ndarray, stage: str) -> None:
             f"re-extract stage {stage!r} (check the model, checkpoint and images)")
 
 
-def preprocess(X: np.ndarray, pca_dims_resolved: int, seed: int = 0) -> np.ndarray:
-    """Features ready for the kNN search: float64, reduced by PCA when dims > 0.
+def preprocess(X: np.ndarray, pca_dims_resolved: int, seed: int = 0,
+               fit_rows: np.ndarray | None = None) -> np.ndarray:
+    """Features ready for the kNN search, in their own precision: float32 (float16 and
+    integers become float32; float64 stays float64), reduced by PCA when dims > 0.
 
-    PCA runs on the input dtype (float32 stays float32 while it runs, to save
-    memory) and is deterministic for a given ``seed``.
+    No float64 copy is made: PCA runs in the input's dtype, fitted on ``fit_rows``
+    (default: every row) and projecting :data:`PCA_ROWS` rows at a time. Without
+    PCA a contiguous float32 input is returned as it is. Deterministic for a given ``seed``.
     """
     X = np.asarray(X)
     if X.dtype not in (np.float32, np.float64):
-        X = X.astype(np.float64)
+        X = X.astype(np.float32)
     dims = int(pca_dims_resolved)
-    if dims > 0:
-        from sklearn.decomposition import PCA
+    if dims <= 0:
+        return np.ascontiguousarray(X)
+    from sklearn.decomposition import PCA
 
-        dims = min(dims, X.shape[0], X.shape[1])
-        X = PCA(n_components=dims, random_state=int(seed)).fit_transform(X)
-    return np.ascontiguousarray(X, dtype=np.float64)
+    fit = X if fit_rows is None else X[np.asarray(fit_rows)]
+    dims = min(dims, fit.shape[0], fit.shape[1])
+    pca = PCA(n_components=dims, random_state=int(seed)).fit(fit)
+    del fit
+    out = np.empty((X.shape[0], dims), dtype=X.dtype)
+    for start in range(0, X.shape[0], PCA_ROWS):
+        out[start:start + PCA_ROWS] = pca.transform(X[start:start + PCA_ROWS])
+    return out
+
+
+def balanced_subsample(labels: np.ndarray, n: int, seed: int = SUBSAMPLE_SEED) -> np.ndarray:
+    """``n`` row positions, sorted, as evenly spread over the classes as they allow, drawn with ``seed``.
+
+    Each class gets ``n // classes`` rows (one more for the first ``n % classes`` classes in
+    label order); a class with fewer rows gives all of them and the rest go to the others.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    n = int(n)
+    if n >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(int(seed))
+    classes, codes = np.unique(labels, return_inverse=True)
+    members = [rng.permutation(np.flatnonzero(codes == c)) for c in range(len(classes))]
+    counts = np.array([len(m) for m in members])
+    # the largest per-class quota t with sum(min(count, t)) <= n; the rest, one each, to the
+    # classes that have more, in label order
+    lo, hi = 0, int(counts.max())
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if int(np.minimum(counts, mid).sum()) <= n:
+            lo = mid
+        else:
+            hi = mid - 1
+    take = np.minimum(counts, lo)
+    extra = n - int(take.sum())
+    for c in np.flatnonzero(counts > lo)[:extra]:
+        take[c] += 1
+    return np.sort(np.concatenate([m[:t] for m, t in zip(members, take)]))
+
+
+def check_memory(params_list: list[EmbedParams], n: int, d: int, itemsize: int, n_jobs: int) -> None:
+    """Raise :class:`ResourceError` when the estimated peak of these maps exceeds the memory available.
+
+    The estimate (:func:`~vistsne.embed.params.memory_estimate`) counts the features,
+    their PCA, the kNN graph, the affinities and the optimisation at this N and
+    width; the line names it, what is available, and the fixes.
+    """
+    from vistsne.resources import available_memory
+
+    have = available_memory()
+    if have is None:
+        return
+    at_once = schedule(len(params_list), n_jobs)[0]
+    worst = max(params_list, key=lambda p: memory_estimate(p, n, d, itemsize, at_once)["total"])
+    need = memory_estimate(worst, n, d, itemsize, at_once)
+    if need["total"] <= have:
+        return
+    # the largest class-balanced subsample whose map (and the placement of the rest) fits
+    fit = 0
+    lo, hi = 4, n
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if memory_estimate(_with_subsample(worst, mid, n), n, d, itemsize, at_once)["total"] <= have:
+            fit, lo = mid, mid + 1
+        else:
+            hi = mid - 1
+    gb = 1e9
+    parts = ", ".join(f"{k} {v / gb:.1f}" for k, v in need.items() if k != "total" and v >= 0.05 * gb)
+    fixes = []
+    if fit >= 4:
+        fixes.append(f"--subsample {_round_down(fit)} (embed a class-balanced sample, place the rest)")
+    if d > 50 and worst.pca_dims == 0 or (worst.pca_dims not in ("auto", 0) and int(worst.pca_dims) > 50):
+        fixes.append("--pca-dims 50")
+    fixes.append("fewer rows (--max-num-samples)")
+    raise ResourceError(f"embedding {n} rows x {d} dims needs about {need['total'] / gb:.1f} GB of memory "
+                        f"({parts} GB), but {have / gb:.1f} GB is available",
+                        "use " + " or ".join(fixes))
+
+
+def _with_subsample(p: EmbedParams, m: int, n: int) -> EmbedParams:
+    from dataclasses import replace
+
+    return replace(p, subsample=min(int(m), int(n)))
+
+
+def _round_down(m: int) -> int:
+    """``m`` rounded down to two significant digits (a number to type)."""
+    if m < 100:
+        return int(m)
+    scale = 10 ** (len(str(int(m))) - 2)
+    return int(m) // scale * scale
 
 
 @dataclass
@@ -149,14 +273,14 @@ class _NullBar:
         pass
 
 
-def _make_bar(progress: bool | ProgressFactory | None, total: int, desc: str) -> Any:
+def _make_bar(progress: bool | ProgressFactory | None, total: int, desc: str, unit: str = "it") -> Any:
     """A progress bar for one map: ``progress`` is a flag or a ``(total, desc)`` factory."""
     if progress is None or progress is False:
         return _NullBar()
     if progress is True:
         from vistsne.progress import Progress
 
-        return Progress(total, desc, unit="it")
+        return Progress(total, desc, unit=unit)
     if callable(progress):
         return progress(total, desc)
     raise TypeError(f"progress must be a bool or a (total, desc) factory, not {progress!r}")
@@ -219,18 +343,18 @@ def _initial_positions(kind: str, X: np.ndarray, P: Any, n_components: int,
 
 def _optimize(init: np.ndarray, P: Any, params: EmbedParams, resolved: dict, n_jobs: int,
               bar: Any, track: bool,
-              stop: threading.Event | None = None) -> tuple[np.ndarray, float, int]:
+              stop: threading.Event | None = None, own: bool = False) -> tuple[np.ndarray, float, int]:
     """Run both phases; return (coords float32, final KL divergence, iterations run).
 
     Setting ``stop`` ends the optimisation at its next check (the result is
-    then incomplete and must be dropped).
+    then incomplete and must be dropped). ``own``: no other map uses ``P``.
     """
     from openTSNE import TSNEEmbedding
     from openTSNE.affinity import PrecomputedAffinities
 
-    # Each map gets its own copy of P: openTSNE scales P in place for the
-    # exaggeration and back, which must not touch the shared matrix.
-    affinities = PrecomputedAffinities(P.copy(), normalize=False)
+    # A map whose P other maps share gets its own copy: openTSNE scales P in
+    # place for the exaggeration and back, which must not touch the shared matrix.
+    affinities = PrecomputedAffinities(P if own else P.copy(), normalize=False)
     embedding = TSNEEmbedding(
         np.array(init, dtype=np.float64, copy=True), affinities,
         negative_gradient_method=resolved["method"], n_jobs=n_jobs,
@@ -283,6 +407,11 @@ def _validate_all(X: np.ndarray, labels: np.ndarray, params_list: Iterable[Embed
     return params_list, resolved
 
 
+def _check_memory_for(X: np.ndarray, params_list: list[EmbedParams], n_jobs: int) -> None:
+    n, d = X.shape
+    check_memory(params_list, n, d, X.dtype.itemsize, n_jobs)
+
+
 def embed_many(X: np.ndarray, labels: np.ndarray, params_list: Iterable[EmbedParams], *,
                n_jobs: int = 1, progress: bool | ProgressFactory | None = True,
                stats: SweepStats | None = None, stage: str = "features",
@@ -310,6 +439,7 @@ def embed_many(X: np.ndarray, labels: np.ndarray, params_list: Iterable[EmbedPar
     params_list, resolved = _validate_all(X, labels, params_list, stage)
     stats = stats if stats is not None else SweepStats()
     n_jobs = max(1, int(n_jobs))
+    _check_memory_for(X, params_list, n_jobs)
     return _run_all(X, labels, params_list, resolved, n_jobs, progress, stats, feature_acc, stage)
 
 
@@ -323,13 +453,28 @@ def describe(p: EmbedParams, params_list: list[EmbedParams]) -> str:
                      for f in fields)
 
 
-def knn_graph(Xp: np.ndarray, k: int, method: str, n_jobs: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` nearest neighbours of every row: exact (brute force) or Annoy's approximation."""
-    if method == "exact":
-        return exact_knn(Xp, k, n_jobs=n_jobs)
-    from openTSNE.nearest_neighbors import Annoy
+def knn_graph(Xp: np.ndarray, k: int, method: str, n_jobs: int,
+              with_index: bool = False) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, KnnIndex]:
+    """The ``k`` nearest neighbours of every row: exact (brute force), hnswlib's HNSW or Annoy.
 
-    return Annoy(Xp, k, metric="euclidean", n_jobs=n_jobs, random_state=KNN_SEED).build()
+    ``with_index``: also return the :class:`~vistsne.embed.neighbors.KnnIndex`, to query new rows.
+    """
+    index = KnnIndex(Xp, method, n_jobs=n_jobs, seed=KNN_SEED)
+    neighbors, distances = index.graph(k)
+    return (neighbors, distances, index) if with_index else (neighbors, distances)
+
+
+def _phase(progress: Any, desc: str, estimate_s: float | None):
+    from vistsne.progress import Phase
+
+    return Phase(desc, estimate_s, enabled=progress is True)
+
+
+def _knn_estimate(n: int, dims: int, k: int, method: str, n_jobs: int) -> float:
+    if method == "exact":
+        return n * n * dims / EST_EXACT_MADDS_PER_S / n_jobs
+    per = EST_HNSW_S_PER_ROW_K if method == "hnsw" else EST_ANNOY_S_PER_ROW_K
+    return n * k * per * max(1.0, dims / 50) / n_jobs
 
 
 def _affinities(neighbors: np.ndarray, distances: np.ndarray, perplexity: float, k: int,
@@ -339,6 +484,50 @@ def _affinities(neighbors: np.ndarray, distances: np.ndarray, perplexity: float,
 
     return joint_probabilities_nn(neighbors[:, :k], distances[:, :k], [float(perplexity)],
                                   symmetrize=True, n_jobs=n_jobs)
+
+
+def _reference_affinities(neighbors: np.ndarray, distances: np.ndarray, index: KnnIndex, perplexity: float,
+                          k: int, n_jobs: int):
+    """openTSNE's ``PerplexityBasedNN`` over the graph already built (its P is :func:`_affinities`'),
+    whose ``to_new`` queries ``index``: what ``TSNEEmbedding.transform`` needs to place new rows."""
+    from openTSNE.affinity import PerplexityBasedNN
+    from openTSNE.nearest_neighbors import KNNIndex
+
+    class _BuiltGraph(KNNIndex):
+        VALID_METRICS = ["euclidean"]
+
+        def build(self):
+            return neighbors[:, :k], distances[:, :k]
+
+        def query(self, query, k_query):
+            return index.query(query, k_query)
+
+    graph = _BuiltGraph(index.X, k, metric="euclidean", n_jobs=n_jobs)
+    return PerplexityBasedNN(knn_index=graph, perplexity=float(perplexity), symmetrize=True, n_jobs=n_jobs)
+
+
+def _place(coords_fit: np.ndarray, reference: Any, Xp_all: np.ndarray, fit_rows: np.ndarray, rest: np.ndarray,
+           params: EmbedParams, resolved: dict, n_jobs: int, progress: Any, stage: str) -> np.ndarray:
+    """Every row's coordinates: the subsample's map, and the other rows placed into it by openTSNE's
+    ``TSNEEmbedding.transform`` (:data:`PLACE_ROWS` at a time; the map is centred as transform does)."""
+    from openTSNE import TSNEEmbedding
+
+    embedding = TSNEEmbedding(np.array(coords_fit, dtype=np.float64), reference,
+                              negative_gradient_method=resolved["method"], n_jobs=n_jobs,
+                              random_state=params.seed, theta=params.theta)
+    out = np.empty((Xp_all.shape[0], coords_fit.shape[1]), dtype=np.float32)
+    bar = _make_bar(progress, len(rest), f"placing {stage} into the map of {len(fit_rows)} rows "
+                                         f"(openTSNE transform)", unit="rows")
+    try:
+        for start in range(0, len(rest), PLACE_ROWS):
+            chunk = rest[start:start + PLACE_ROWS]
+            placed = embedding.transform(Xp_all[chunk], perplexity=PLACE_PERPLEXITY, n_iter=PLACE_N_ITER)
+            out[chunk] = np.asarray(placed)
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+    out[fit_rows] = np.asarray(embedding)  # centred by the first transform, as the placed rows are
+    return out
 
 
 def schedule(n_maps: int, n_jobs: int) -> tuple[int, int]:
@@ -367,52 +556,82 @@ def _run_all(X: np.ndarray, labels: np.ndarray, params_list: list[EmbedParams],
              feature_acc: float | None, stage: str = "features") -> Iterator[EmbedResult]:
     """The generator behind :func:`embed_many`, on checked inputs."""
     shared = {"feature_acc": feature_acc, "trust_ref": trust_reference(X)}
-    groups: dict[tuple[int, str], list[int]] = {}
+    groups: dict[tuple[int, str, int], list[int]] = {}
     for i, r in enumerate(resolved):
-        groups.setdefault((r["pca_dims"], r["knn_method"]), []).append(i)
+        groups.setdefault((r["pca_dims"], r["knn_method"], r.get("subsample", 0)), []).append(i)
     done = 0
-    for (pca_dims, knn_method), members in groups.items():
+    for (pca_dims, knn_method, subsample), members in groups.items():
         yield from _embed_group(X, labels, pca_dims, knn_method, members, params_list, resolved,
                                 n_jobs, stats, shared, progress, start=done,
-                                total=len(params_list), stage=stage)
+                                total=len(params_list), stage=stage, subsample=subsample)
         done += len(members)
 
 
 def _feature_accuracy(X: np.ndarray, labels: np.ndarray, graph: np.ndarray | None,
-                      stats: SweepStats) -> float:
-    """10-NN accuracy in feature space: off ``graph`` (exact, on X itself) or by its own search."""
+                      stats: SweepStats) -> tuple[float, int]:
+    """10-NN accuracy in feature space and the rows it was computed on: off ``graph`` (exact, on X
+    itself), or by its own exact search, on a fixed sample of :data:`FEATURE_ACC_MAX_ROWS` rows past that."""
     stats.feature_acc_runs += 1
     if graph is not None:
-        return knn_accuracy_from_graph(X, labels, graph)
-    return graph_knn_accuracy(X, labels)
+        return knn_accuracy_from_graph(X, labels, graph), len(X)
+    if len(X) > FEATURE_ACC_MAX_ROWS:
+        rows = np.sort(np.random.default_rng(0).choice(len(X), FEATURE_ACC_MAX_ROWS, replace=False))
+        return graph_knn_accuracy(X[rows], labels[rows]), len(rows)
+    return graph_knn_accuracy(X, labels), len(X)
 
 
 def _embed_group(X: np.ndarray, labels: np.ndarray, pca_dims: int, knn_method: str,
                  members: list[int], params_list: list[EmbedParams], resolved: list[dict],
                  n_jobs: int, stats: SweepStats, shared: dict, progress: Any, *, start: int,
-                 total: int, stage: str = "features") -> Iterator[EmbedResult]:
-    """All maps that share one preprocessed array (and so one kNN graph)."""
-    Xp = preprocess(X, pca_dims, PREPROCESS_SEED)
+                 total: int, stage: str = "features", subsample: int = 0) -> Iterator[EmbedResult]:
+    """All maps that share one preprocessed array (and so one kNN graph).
+
+    With ``subsample`` (< N) the maps are made of :func:`balanced_subsample` rows and every
+    other row is placed into each map (:func:`_place`).
+    """
+    n_all, d = X.shape
+    fit_rows = balanced_subsample(labels, subsample) if 0 < subsample < n_all else None
+    n = n_all if fit_rows is None else len(fit_rows)
+    if pca_dims:
+        with _phase(progress, f"PCA {stage} ({n_all} rows, {d} -> {pca_dims} dims)",
+                    n * d * d / EST_PCA_MADDS_PER_S + n_all * d * pca_dims / EST_PCA_MADDS_PER_S):
+            Xp_all = preprocess(X, pca_dims, PREPROCESS_SEED, fit_rows)
+    else:
+        Xp_all = preprocess(X, pca_dims, PREPROCESS_SEED)
     stats.preprocess_runs += 1
-    n = Xp.shape[0]
+    Xp = Xp_all if fit_rows is None else Xp_all[fit_rows]
+    labels_fit = labels if fit_rows is None else labels[fit_rows]
     k_max = max(resolved[i]["k_neighbors"] for i in members)
     # An exact graph of X itself also gives the feature accuracy: make it wide enough.
-    graph_is_x = knn_method == "exact" and pca_dims == 0
+    graph_is_x = knn_method == "exact" and pca_dims == 0 and fit_rows is None
     want_acc = shared["feature_acc"] is None
     width = min(n - 1, max(k_max, MIN_GRAPH_K)) if (graph_is_x and want_acc) else k_max
-    neighbors, distances = knn_graph(Xp, width, knn_method, n_jobs)
+    dims = Xp.shape[1]
+    with _phase(progress, f"kNN graph {stage} ({knn_method}, {n} rows x {dims} dims, k={width})",
+                _knn_estimate(n, dims, width, knn_method, n_jobs)):
+        neighbors, distances, index = knn_graph(Xp, width, knn_method, n_jobs, with_index=True)
     stats.knn_builds += 1
     kept = np.ascontiguousarray(neighbors[:, :min(KEEP_NEIGHBORS, width)], dtype=np.int32)
     if want_acc:
-        shared["feature_acc"] = _feature_accuracy(X, labels, neighbors if graph_is_x else None, stats)
+        shared["feature_acc"], shared["feature_acc_rows"] = _feature_accuracy(
+            X, labels, neighbors if graph_is_x else None, stats)
     feature_acc = shared["feature_acc"]
 
     # Everything a map needs before it runs: its affinities and initial positions.
     jobs = []
+    references: dict[float, Any] = {}
     pca_inits: dict[tuple[int, int], np.ndarray] = {}
     for perplexity in sorted({params_list[i].perplexity for i in members}, reverse=True):
         ours = [i for i in members if params_list[i].perplexity == perplexity]
-        P = _affinities(neighbors, distances, perplexity, resolved[ours[0]]["k_neighbors"], n_jobs)
+        k_p = resolved[ours[0]]["k_neighbors"]
+        with _phase(progress, f"affinities {stage} (perplexity {perplexity:g}, {n} rows, k={k_p})",
+                    n * k_p * EST_AFFINITY_S_PER_ROW_K * 30 / max(1, n_jobs)):
+            if fit_rows is None:
+                P = _affinities(neighbors, distances, perplexity, k_p, n_jobs)
+            else:  # openTSNE's own affinity object: its ``to_new`` places the other rows
+                references[perplexity] = _reference_affinities(neighbors, distances, index, perplexity, k_p,
+                                                               n_jobs)
+                P = references[perplexity].P
         stats.affinity_builds += 1
         spectral_inits: dict[tuple[int, int], np.ndarray] = {}
         for i in ours:
@@ -431,24 +650,52 @@ def _embed_group(X: np.ndarray, labels: np.ndarray, pca_dims: int, knn_method: s
                 init = _initial_positions("random", Xp, None, *key)
             jobs.append((i, P, init))
     del neighbors, distances
+    if fit_rows is None:
+        del index
+    # a P that only one map uses is handed to it as it is (openTSNE scales P in place and back)
+    users: dict[int, int] = {}
+    for _, P, _ in jobs:
+        users[id(P)] = users.get(id(P), 0) + 1
+    jobs = [(i, P, init, users[id(P)] == 1) for i, P, init in jobs]
 
     at_once, threads = schedule(len(jobs), n_jobs)
     stats.max_parallel = max(stats.max_parallel, at_once)
     stats.threads_per_map = threads
     track = progress is not None and progress is not False
-    graph_info = {"knn_graph_k": int(width)}
+    graph_info = {"knn_graph_k": int(width), "knn_acc_features_rows": int(shared.get("feature_acc_rows", n_all))}
+    rest = None
+    if fit_rows is not None:
+        rest = np.setdiff1d(np.arange(n_all), fit_rows)
+        # every row's nearest rows of the subsample (global positions): its own graph, the others' query
+        knn_all = np.empty((n_all, kept.shape[1]), dtype=np.int32)
+        knn_all[fit_rows] = fit_rows[kept]
+        with _phase(progress, f"neighbours of the placed rows {stage} ({len(rest)} rows)",
+                    _knn_estimate(len(rest), dims, kept.shape[1], knn_method, n_jobs) / 2):
+            for s0 in range(0, len(rest), PLACE_ROWS):
+                chunk = rest[s0:s0 + PLACE_ROWS]
+                knn_all[chunk] = fit_rows[index.query(Xp_all[chunk], kept.shape[1])[0]]
+        kept = knn_all
 
     stop = threading.Event()
 
     def run(job, bar) -> EmbedResult:
-        i, P, init = job
+        i, P, init, own = job
         p = params_list[i]
         t0 = time.perf_counter()
         coords, kl, n_run = _optimize(init, P, p, resolved[i], threads, bar, track,
-                                      stop if at_once > 1 else None)
+                                      stop if at_once > 1 else None, own=own)
+        extra = {}
+        if fit_rows is not None:
+            coords_fit = coords
+            coords = _place(coords_fit, references[p.perplexity], Xp_all, fit_rows, rest, p, resolved[i],
+                            threads, progress, stage)
+            extra = {"knn_acc_subsample": float(graph_knn_accuracy(coords[fit_rows], labels_fit)),
+                     "knn_acc_placed": float(placed_knn_accuracy(coords[fit_rows], labels_fit, coords[rest],
+                                                                 labels[rest]))}
         seconds = time.perf_counter() - t0
         metrics = map_metrics(X, coords, labels, kl, feature_acc=feature_acc,
                               trust_ref=shared["trust_ref"])
+        metrics.update(extra)
         return EmbedResult(params=p, resolved={**resolved[i], **graph_info}, coords=coords,
                            kl_divergence=kl, n_iter_run=n_run, seconds=seconds, metrics=metrics,
                            neighbors=kept)
