@@ -195,6 +195,7 @@ class _Group:
         self.columns: dict[str, object] = {}
         self.colors: list[str | None] = []
         self.legends: dict[int, list[list[int]]] = {}  # map -> the classes of each legend entry
+        self.legend_labels: dict[int, list[str]] = {}  # map -> the text of each legend entry
         self.has_3d = False
         self.has_bokeh = False
 
@@ -365,6 +366,10 @@ def _tooltip(has_thumbs: bool, pixelated: bool, has_paths: bool) -> str:
             '</div>')
 
 
+def _legend_cols(entries: int) -> int:
+    return max(1, math.ceil(entries / 40))
+
+
 def _point_px(n: int) -> float:
     """Marker diameter in screen pixels for a bokeh map of n points."""
     return float(np.clip(40.0 / max(n, 1) ** 0.3, 2.5, 10.0))
@@ -430,6 +435,7 @@ def _bokeh_figure(k: int, m: MapData, g: _Group, pixelated: bool):
                            fill_color=color, line_color=None, name=f"vt-leg-{k}-{j}")
         items.append(LegendItem(label=label, renderers=[swatch]))
     g.legends[k] = [classes for _, _, classes in entries]
+    g.legend_labels[k] = [label for label, _, _ in entries]
     # rings around the pinned point and its neighbours (the page sets which),
     # on top, drawn on the canvas (a few points: no second WebGL copy)
     ring = size + 3
@@ -444,7 +450,7 @@ def _bokeh_figure(k: int, m: MapData, g: _Group, pixelated: bool):
                           tooltips=_tooltip(g.uris is not None, pixelated, g.paths is not None)))
     legend = Legend(items=items, click_policy="hide", location="top_left",
                     label_text_font_size="8pt", glyph_height=12, glyph_width=12, spacing=0,
-                    padding=4, ncols=max(1, math.ceil(len(items) / 40)),
+                    padding=4, ncols=_legend_cols(len(items)),
                     title="click to hide", title_text_font_size="8pt", name=f"vt-legend-{k}")
     p.add_layout(legend, "right")
     p.js_on_event("tap", CustomJS(code=f"if (window.vistsnePage) window.vistsnePage.tap({k}, cb_obj);"))
@@ -697,6 +703,8 @@ def render_html(maps: Sequence[MapData], out_path, *, title: str | None = None,
         "maps": [{"k": k, "gid": g.gid, "dim": m.dim, "stage": _stage_of(m),
                   "variant": variants[k], "name": m.name, "n": m.n,
                   "has_nb": m.neighbors is not None, "legend_classes": g.legends.get(k),
+                  "legend_labels": g.legend_labels.get(k),
+                  "legend_cols": _legend_cols(len(g.legend_labels.get(k) or [])),
                   "fields": g.available()} for k, (m, g) in enumerate(zip(maps, group_of))],
         "stages": stages, "fields": fields, "color_by": color_by,
         "field_titles": FIELD_TITLES,

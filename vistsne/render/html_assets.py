@@ -307,17 +307,44 @@ BOKEH_BIND_JS = r"""
       if (lose) lose.loseContext();
     }
   } catch (e) { backend = "canvas"; }
-  if (backend === "canvas") {
-    Array.prototype.forEach.call(document.querySelectorAll('script[type="application/json"]'), function (s) {
-      if (s.id.indexOf("vt") === 0) return;  // the page's own data, not a bokeh document
-      var text = s.textContent;
-      if (text.indexOf('"output_backend":"webgl"') >= 0)
-        s.textContent = text.split('"output_backend":"webgl"').join('"output_backend":"canvas"');
+  // The first frame size: as large as the first screen allows (what the
+  // page's fit() would pick after bokeh's first layout; each resize after it
+  // lays the map out and paints it three times more: 0.9 s a paint at
+  // 100,000 points on the canvas). The legend's width is estimated from its
+  // labels (bokeh draws them at 8pt helvetica), the toolbar's height fixed.
+  var side = null;
+  try {
+    var page = JSON.parse(document.getElementById("vt-page").textContent);
+    var plot = document.querySelector("section.vt-map:not([hidden]) .vt-plot");
+    var ctx = document.createElement("canvas").getContext("2d");
+    ctx.font = "8pt helvetica";
+    var legend = 0;
+    page.maps.forEach(function (m) {
+      if (m.dim !== 2 || !m.legend_labels) return;
+      var widest = ctx.measureText("click to hide").width, label = 0;
+      m.legend_labels.forEach(function (t) { label = Math.max(label, ctx.measureText(t).width); });
+      legend = Math.max(legend, Math.max(widest, m.legend_cols * (12 + 5 + label)) + 8);
     });
-  }
+    if (plot && legend) {
+      var avH = window.innerHeight - (plot.getBoundingClientRect().top + window.scrollY) - 8;
+      var avW = plot.closest(".vt-maps").clientWidth - 16;
+      side = Math.floor(Math.min(avW - legend - 26, avH - 35)) - 6;  // short rather than over
+      side = side >= 260 && side <= 1600 ? side : null;
+    }
+  } catch (e) { side = null; }
+  Array.prototype.forEach.call(document.querySelectorAll('script[type="application/json"]'), function (s) {
+    if (s.id.indexOf("vt") === 0) return;  // the page's own data, not a bokeh document
+    var text = s.textContent, was = text;
+    if (backend === "canvas")
+      text = text.split('"output_backend":"webgl"').join('"output_backend":"canvas"');
+    if (side !== null)  // the 2-D maps' frames (1-D maps are half as high: fit() sizes them)
+      text = text.split('"frame_width":700,"frame_height":700').join(
+        '"frame_width":' + side + ',"frame_height":' + side);
+    if (text !== was) s.textContent = text;
+  });
   function views() { return window.Bokeh && Bokeh.index ? Array.from(Bokeh.index) : []; }
   window.vistsneBk = {
-    backend: backend, renderer: renderer,
+    backend: backend, renderer: renderer, first_side: side,
     doc: function () { return window.Bokeh && Bokeh.documents ? Bokeh.documents[0] : null; },
     ready: function (n) { return !!this.doc() && views().length >= n; },
     view: function (k) {
@@ -693,6 +720,7 @@ PAGE_JS = r"""
   });
 
   // ------------------------------------------------------------ stages, layout
+  var FIT_SLACK = 24;
   function fit(tries) {
     // the map as large as the first screen allows, beside the panel; bokeh
     // lays a map out anew when it is shown, so measure again until it settles
@@ -718,7 +746,10 @@ PAGE_JS = r"""
     var extraW = r.width - fw, extraH = r.height - fh;
     side = Math.min(avW - extraW, m.dim === 2 ? avH - extraH : 2 * (avH - extraH));
     side = Math.max(260, Math.min(1600, Math.floor(side)));
-    if (side !== m.fig.frame_width) {
+    // a frame that fits and is at most FIT_SLACK px short of it stays: each
+    // resize costs three paints
+    var short = side - m.fig.frame_width;
+    if (short !== 0 && !(short > 0 && short <= FIT_SLACK)) {
       // both at once: each change of the figure lays it out and paints it anew
       m.fig.setv({frame_width: side, frame_height: m.dim === 2 ? side : Math.round(side / 2)});
       if (tries < 40) tries = Math.max(tries, 36);  // check once more, after the new layout
