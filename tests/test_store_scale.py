@@ -129,3 +129,18 @@ def test_thumb_size_zero_end_to_end(tmp_path, store_path):
     doc48 = json.loads(run_cli("extract", DEMO_CONFIG, "--images", tree, "--json",
                                *common).stdout.strip().splitlines()[-1])
     assert doc48["entry"] != doc["entry"] and Store(store_path, mode="r").thumb_size(doc48["entry"]) == 48
+
+
+def test_selected_rows_count_the_images_of_the_chosen_class_folders():
+    from vistsne.extract.entry import _selected_rows
+
+    counts = {"a": 15_000, "b": 15_000, "c": 80_000, ".hidden": 10**6}
+    every = ExtractParams(config="x.py", images="tree", max_num_class=None, max_num_samples=None)
+    assert _selected_rows(every, None, counts) == 110_000
+    assert every.with_thumb_size(_selected_rows(every, None, counts)).thumb_size == 16
+    two = ExtractParams(config="x.py", images="tree", max_num_class=2, max_num_samples=None)
+    assert _selected_rows(two, None, counts) == 30_000  # -> 32 px
+    capped = ExtractParams(config="x.py", images="tree", class_idx=(2,), max_num_samples=100)
+    assert _selected_rows(capped, None, counts) == 100
+    # without an image tree, a small bound is taken as it is (no dataset is built)
+    assert _selected_rows(ExtractParams(config="x.py"), None, None) == 2_000

@@ -211,15 +211,23 @@ def read_many(requests: Sequence[tuple[object, object, Where]]) -> list[np.ndarr
     return out
 
 
+#: Reads in flight per trip of :func:`read_into`. All at once, 1,000 parts' chunks were all held
+#: before any was decoded: peak RSS 4.4-5.0 GB for a 2 GB read of 1,000,000 x 512 float32 rows,
+#: 13.7-14.9 s; 16 at a time: 2.2 GB, 10.4-11.4 s (64: 2.2 GB, 11.8 s), the 2-core machine.
+READ_BATCH = 16
+
+
 def read_into(requests: Sequence[tuple[object, object, np.ndarray, Where]]) -> None:
-    """``out[...] = arr[sel]`` for each (async array, row slice, out, where), all in one trip, each
-    chunk decoded straight into ``out`` (no block in between: at a million rows, every fresh
-    gigabyte costs seconds of page faults); the first damage raises."""
+    """``out[...] = arr[sel]`` for each (async array, row slice, out, where), :data:`READ_BATCH` at a
+    time, each chunk decoded straight into ``out`` (no block in between: at a million rows, every
+    fresh gigabyte costs seconds of page faults); the first damage raises."""
     from zarr.core.buffer import default_buffer_prototype
 
     nd = default_buffer_prototype().nd_buffer
-    got = _gather([arr.get_orthogonal_selection((sel,), out=nd.from_numpy_array(out))
-                   for arr, sel, out, _ in requests])
+    got = []
+    for i in range(0, len(requests), READ_BATCH):
+        got += _gather([arr.get_orthogonal_selection((sel,), out=nd.from_numpy_array(out))
+                        for arr, sel, out, _ in requests[i:i + READ_BATCH]])
     for res, (_, _, _, where) in zip(got, requests):
         if isinstance(res, (VistsneError, MemoryError)):
             raise res
