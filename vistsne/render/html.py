@@ -68,6 +68,7 @@ from .params import (COLOR_FIELDS, FIELD_HINT, FIELD_HINT_COMMAND, FIELD_MISSING
 
 FRAME_PX = 700
 TOOLTIP_IMG_PX = 64
+LEGEND_SWATCH_PX = 9
 DIM_ALPHA = 0.08  # points that do not match a search
 #: The most thumbnails one page embeds. Every point is always drawn; past
 #: this many, thumbnails go to a class-balanced sample of this many rows
@@ -191,7 +192,6 @@ class _Group:
         self.source = None
         self.visible = None
         self.marks = None
-        self.nothing = None
         self.columns: dict[str, object] = {}
         self.colors: list[str | None] = []
         self.legends: dict[int, list[list[int]]] = {}  # map -> the classes of each legend entry
@@ -377,7 +377,7 @@ def _point_px(n: int) -> float:
 
 def _bokeh_figure(k: int, m: MapData, g: _Group, pixelated: bool):
     from bokeh.models import (BoxSelectTool, CDSView, CustomJS, CustomJSHover, FixedTicker,
-                              HoverTool, LassoSelectTool, Legend, LegendItem, PanTool, Range1d,
+                              HoverTool, IndexFilter, LassoSelectTool, Legend, LegendItem, PanTool, Range1d,
                               ResetTool, SaveTool, WheelZoomTool)
     from bokeh.plotting import figure
 
@@ -420,24 +420,28 @@ def _bokeh_figure(k: int, m: MapData, g: _Group, pixelated: bool):
     # the whole canvas on each paint); classes the page hides drop out of its view
     points = p.scatter(xcol, ycol, source=g.source, view=CDSView(filter=g.visible), size=size,
                        fill_color="color", fill_alpha="alpha", line_color=None, name=f"vt-points-{k}")
-    # the legend: one empty, canvas-drawn swatch renderer per coloured class
-    # and one for all grey classes; the page turns a click on an entry (the
-    # legend hides its renderer) into hiding its classes, and back
+    # the legend: one swatch renderer (no points: an empty view) per coloured
+    # class and one for all grey classes; the page turns a click on an entry
+    # (the legend hides its renderer) into hiding its classes, and back
     entries = [(short_name(g.class_names[c], 28), g.colors[c], [int(c)])
                for c in present if g.colors[c] is not None]
     grey = [int(c) for c in present if g.colors[c] is None]
     if grey:
         entries.append((OTHER_LABEL, OTHER_COLOR, grey))
     items = []
-    for j, (label, color, _) in enumerate(entries):  # canvas glyphs that show no point
-        swatch = p.ellipse(xcol, ycol, source=g.source, view=CDSView(filter=g.nothing), width=1,
-                           height=1, width_units="screen", height_units="screen",
-                           fill_color=color, line_color=None, name=f"vt-leg-{k}-{j}")
+    first = {int(c): int(i) for i, c in reversed(list(enumerate(g.labels.tolist())))}
+    for j, (label, color, classes) in enumerate(entries):
+        # one row of the source, at a constant NaN position: never on the map,
+        # but a glyph the legend draws (it skips renderers without rows)
+        swatch = p.scatter(x=float("nan"), y=float("nan"), source=g.source,
+                           view=CDSView(filter=IndexFilter(indices=[first[classes[0]]])),
+                           size=LEGEND_SWATCH_PX, fill_color=color, line_color=None,
+                           name=f"vt-leg-{k}-{j}")
         items.append(LegendItem(label=label, renderers=[swatch]))
     g.legends[k] = [classes for _, _, classes in entries]
     g.legend_labels[k] = [label for label, _, _ in entries]
     # rings around the pinned point and its neighbours (the page sets which),
-    # on top, drawn on the canvas (a few points: no second WebGL copy)
+    # on top, drawn on the canvas (a few points: no second WebGL copy of the canvas)
     ring = size + 3
     p.ellipse(xcol, ycol, source=g.source, view=CDSView(filter=g.marks), width=ring, height=ring,
               width_units="screen", height_units="screen", fill_color=None, line_color="#000000",
@@ -661,7 +665,6 @@ def render_html(maps: Sequence[MapData], out_path, *, title: str | None = None,
         g.source = ColumnDataSource(data={}, name=f"vt-src-{g.gid}")
         g.visible = BooleanFilter(name=f"vt-vis-{g.gid}")
         g.marks = IndexFilter(indices=[], name=f"vt-marks-{g.gid}")
-        g.nothing = IndexFilter(indices=[])
 
     # stages in the order of their first map; a stage's maps in the order given
     stages: list[str] = []
