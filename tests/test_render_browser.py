@@ -359,6 +359,14 @@ def test_legend_entry_hides_its_class_through_the_class_list(rich):
     owl = m.class_names.index("owl")
     swatch = f"Bokeh.documents[0].get_model_by_name('vt-leg-0-{owl}')"  # entry j: the j-th class here
     assert b.eval(f"{swatch}.visible") is True
+    # the legend draws each class's swatch in its colour
+    box = b.eval("""(() => { const v = [...Bokeh.index].find(v => v.model.name === 'map0');
+      const r = v.canvas_view.el.getBoundingClientRect();
+      const l = [...v.renderer_views.values()].find(x => x.model.type === 'Legend').bbox;
+      return [r.left + l.left, r.top + l.top, r.left + l.right, r.top + l.bottom]; })()""")
+    shot = b.screenshot("rich_legend")
+    for c, color in enumerate(class_colors(m.class_names)):
+        assert _colour_pixels(shot, box, color, tol=0.1) >= 4, m.class_names[c]
     # a click on a legend entry hides its renderer (bokeh's click policy): the page hides the class
     b.eval(f"{swatch}.visible = false")
     b.wait_for("vistsnePage.state().hidden.length === 1")
