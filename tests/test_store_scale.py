@@ -144,3 +144,15 @@ def test_selected_rows_count_the_images_of_the_chosen_class_folders():
     assert _selected_rows(capped, None, counts) == 100
     # without an image tree, a small bound is taken as it is (no dataset is built)
     assert _selected_rows(ExtractParams(config="x.py"), None, None) == 2_000
+
+
+def test_a_selection_counted_on_the_dataset_is_remembered():
+    """``all`` on a config's own dataset: counted once (the dataset is built), then from the memo."""
+    every = ExtractParams(config=DEMO_CONFIG, max_num_class=None, max_num_samples=None)
+    a = entry_key(every)
+    assert a.params.thumb_size == 48  # the digits' 540 test images
+    memo = json.loads((cache_dir() / MEMO_FILE).read_text())
+    assert any(v.get("rows") and 540 in v["rows"].values() for v in memo.values())
+    b = entry_key(every)
+    assert b._loaded is None and b.key == a.key == entry_key(
+        ExtractParams(config=DEMO_CONFIG, max_num_class=None, max_num_samples=None, thumb_size=48)).key

@@ -204,7 +204,8 @@ def _parse(params: ExtractParams) -> tuple[LoadedConfig | None, dict]:
 def _selected_rows(params: ExtractParams, loaded: LoadedConfig | None, counts: dict | None) -> int:
     """How many rows the selection holds, for the default ``--thumb-size``: exact for an ``--images``
     tree (its image files per class folder), the selection's bound when that is at most the first
-    threshold, else the dataset's own count (it is built: pass ``--thumb-size`` to skip that)."""
+    threshold, else the dataset's own count (it is built; :func:`entry_key` remembers the count with
+    the data's fingerprint, so that only the first run pays for it)."""
     from ..selection import chosen_classes, select_rows
     from .params import THUMB_DEFAULTS
 
@@ -240,7 +241,15 @@ def entry_key(params: ExtractParams) -> KeyInfo:
     fingerprint = check_data_paths(memo["data_type"], Path(memo["data_root"]) if memo["data_root"] else None,
                                    roots, params.config, counts=counts, suffixes=IMAGE_SUFFIXES)
     if params.thumb_size is None:
-        params = params.with_thumb_size(_selected_rows(params, loaded, counts))
+        # a selection counted on the dataset itself is remembered with the data's fingerprint
+        rows_key = sha256_json([fingerprint, params.selection.to_dict()])
+        rows = (memo.get("rows") or {}).get(rows_key) if counts is None else None
+        if rows is None:
+            rows = _selected_rows(params, loaded, counts)
+            if counts is None and memo.get("files"):
+                memo.setdefault("rows", {})[rows_key] = rows
+                _memo_save(params, memo)
+        params = params.with_thumb_size(int(rows))
     ckpt = resolve_checkpoint(params.checkpoint)
     sha = file_sha256(ckpt) if ckpt is not None else "none"
     key = sha256_json({
