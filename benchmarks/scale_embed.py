@@ -68,6 +68,15 @@ def _ee(n_iter: int) -> int:
 
 
 def _maxrss_mb() -> float:
+    """This process's own peak RSS: ``VmHWM`` of its address space. (``ru_maxrss`` would not do: on
+    Linux it carries the forked parent's resident size over ``exec``, so every child would report at
+    least the parent's size.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -229,7 +238,7 @@ def _child(job: str, args: dict, *, env: dict | None = None, timeout: float = 36
             return {"error": f"exit {res.returncode}: {tail}", "wall_s": res.wall, "peak_rss_mb": res.maxrss_mb}
         doc = json.loads(out.read_text())
         doc["wall_s"] = res.wall
-        doc["peak_rss_mb"] = res.maxrss_mb
+        doc["peak_rss_mb"] = doc.pop("child_maxrss_mb")  # the child's own VmHWM (see _maxrss_mb)
         return doc
 
 

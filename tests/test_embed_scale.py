@@ -162,3 +162,13 @@ def test_memory_estimate_grows_with_rows_and_shrinks_with_subsample():
     assert big["total"] > sub["total"] > sub["features"] == big["features"] == 1_000_000 * 512 * 4
     assert resolve(EmbedParams(), 1_000_000, 512)["method"] == "fft"
     assert resolve(EmbedParams(), 1_000_000, 512)["knn_method"] == "hnsw"
+
+
+def test_sampled_feature_accuracy_estimates_the_full_one():
+    from vistsne.embed.neighbors import sampled_knn_accuracy
+
+    X, y = _digits(1000)
+    full = graph_knn_accuracy(X, y)
+    assert sampled_knn_accuracy(X, y, np.arange(len(X))) == pytest.approx(full, abs=0.002)
+    rows = np.sort(np.random.default_rng(0).choice(len(X), 400, replace=False))
+    assert abs(sampled_knn_accuracy(X, y, rows) - full) < 0.03

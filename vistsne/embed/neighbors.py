@@ -234,3 +234,41 @@ def knn_accuracy_from_graph(X: np.ndarray, labels: np.ndarray, neighbors: np.nda
         votes = np.bincount(codes[near], minlength=n_classes)
         correct += int(votes.argmax() == codes[i])
     return correct / n
+
+
+def sampled_knn_accuracy(X: np.ndarray, labels: np.ndarray, rows: np.ndarray, k: int = 10, folds: int = 5,
+                         seed: int = 0, n_jobs: int = 1) -> float:
+    """:func:`~vistsne.embed.metrics.knn_accuracy` of ``X`` estimated on the query ``rows`` only.
+
+    Each query row is classified, as in the full cross-validation (same folds, same votes), by its
+    ``k`` nearest rows outside its fold among ALL rows (an exact search of the queries against
+    every row, float32 as stored): an unbiased estimate of the full accuracy at ``len(rows) / N``
+    of its cost. A query whose ``3k`` nearest hold fewer than ``k`` rows outside its fold is
+    classified by a direct search.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    X = _float_rows(X)
+    labels = np.asarray(labels).reshape(-1)
+    rows = np.asarray(rows, dtype=np.int64)
+    n = len(labels)
+    _, codes = np.unique(labels, return_inverse=True)
+    fold = _fold_ids(codes, folds, seed)
+    n_classes = int(codes.max()) + 1
+    width = min(n - 1, 3 * int(k))
+    with _thread_limit(n_jobs):
+        idx = NearestNeighbors(n_neighbors=width + 1, algorithm="brute").fit(X).kneighbors(
+            X[rows], return_distance=False)
+    own = idx == rows[:, None]
+    own[~own.any(axis=1), -1] = True
+    idx = idx[~own].reshape(len(rows), width)
+    correct = 0
+    for j, i in enumerate(rows.tolist()):
+        kk = max(1, min(int(k), int(np.sum(fold != fold[i]))))
+        near = idx[j][fold[idx[j]] != fold[i]][:kk]
+        if len(near) < kk:
+            train = np.flatnonzero(fold != fold[i])
+            d = np.einsum("ij,ij->i", X[train] - X[i], X[train] - X[i], dtype=np.float64)
+            near = train[np.lexsort((train, d))[:kk]]
+        correct += int(np.bincount(codes[near], minlength=n_classes).argmax() == codes[i])
+    return correct / len(rows)

@@ -77,9 +77,13 @@ _CHECK_ROWS = 8192
 #: Rows projected by the preprocessing PCA at a time (bounds its centred temporary).
 PCA_ROWS = 65536
 #: Past this many rows the feature-space 10-NN accuracy (when not read off an exact graph of
-#: the features) is computed on a fixed random sample of this many rows: an exact search over
-#: all rows in full dimension would cost N^2 D (minutes at 70,000 rows of 512 dims).
+#: the features) is estimated on a fixed random sample of query rows, each searched against every
+#: row: an exact search of all rows in full dimension would cost N^2 D (minutes at 70,000 rows of
+#: 512 dims). The queries: this many at most, fewer as N x D grows (FEATURE_ACC_BUDGET multiply-adds),
+#: FEATURE_ACC_MIN_ROWS at least.
 FEATURE_ACC_MAX_ROWS = 10000
+FEATURE_ACC_MIN_ROWS = 2000
+FEATURE_ACC_BUDGET = 2.5e11
 #: Rows placed by one ``transform`` call of a ``--subsample`` map (the bar moves per chunk).
 PLACE_ROWS = 50000
 #: openTSNE ``transform`` settings of the placement (its defaults: perplexity 5, 250 iterations).
@@ -87,12 +91,13 @@ PLACE_PERPLEXITY = 5.0
 PLACE_N_ITER = 250
 
 #: Rough costs on one core here, for the phase lines' estimates (`benchmarks/scale_embed.py`):
-#: exact search multiply-adds a second, HNSW and Annoy seconds per row and neighbour, affinities
-#: seconds per row and neighbour, PCA multiply-adds a second.
-EST_EXACT_MADDS_PER_S = 1.5e10
-EST_HNSW_S_PER_ROW_K = 2.0e-6
-EST_ANNOY_S_PER_ROW_K = 4.0e-6
-EST_AFFINITY_S_PER_ROW_K = 1.5e-7
+#: exact search multiply-adds a second, HNSW and Annoy seconds per row and neighbour (50 dims; at
+#: 50,000 rows, k 90, 2 threads: 12.2 s and 26.2 s), affinities seconds per row and neighbour,
+#: PCA multiply-adds a second.
+EST_EXACT_MADDS_PER_S = 5e9
+EST_HNSW_S_PER_ROW_K = 5.4e-6
+EST_ANNOY_S_PER_ROW_K = 1.16e-5
+EST_AFFINITY_S_PER_ROW_K = 6e-7
 EST_PCA_MADDS_PER_S = 3e9
 
 ProgressFactory = Callable[[int, str], Any]
@@ -568,15 +573,19 @@ def _run_all(X: np.ndarray, labels: np.ndarray, params_list: list[EmbedParams],
 
 
 def _feature_accuracy(X: np.ndarray, labels: np.ndarray, graph: np.ndarray | None,
-                      stats: SweepStats) -> tuple[float, int]:
-    """10-NN accuracy in feature space and the rows it was computed on: off ``graph`` (exact, on X
-    itself), or by its own exact search, on a fixed sample of :data:`FEATURE_ACC_MAX_ROWS` rows past that."""
+                      stats: SweepStats, n_jobs: int = 1) -> tuple[float, int]:
+    """10-NN accuracy in feature space and the rows it was estimated on: off ``graph`` (exact, on X
+    itself), or by its own exact search; past :data:`FEATURE_ACC_MAX_ROWS` rows estimated on a fixed
+    sample of query rows, each against every row (the same number in expectation)."""
     stats.feature_acc_runs += 1
     if graph is not None:
         return knn_accuracy_from_graph(X, labels, graph), len(X)
     if len(X) > FEATURE_ACC_MAX_ROWS:
-        rows = np.sort(np.random.default_rng(0).choice(len(X), FEATURE_ACC_MAX_ROWS, replace=False))
-        return graph_knn_accuracy(X[rows], labels[rows]), len(rows)
+        from vistsne.embed.neighbors import sampled_knn_accuracy
+
+        m = int(max(FEATURE_ACC_MIN_ROWS, min(FEATURE_ACC_MAX_ROWS, FEATURE_ACC_BUDGET / (len(X) * X.shape[1]))))
+        rows = np.sort(np.random.default_rng(0).choice(len(X), m, replace=False))
+        return sampled_knn_accuracy(X, labels, rows, n_jobs=n_jobs), len(rows)
     return graph_knn_accuracy(X, labels), len(X)
 
 
@@ -613,8 +622,11 @@ def _embed_group(X: np.ndarray, labels: np.ndarray, pca_dims: int, knn_method: s
     stats.knn_builds += 1
     kept = np.ascontiguousarray(neighbors[:, :min(KEEP_NEIGHBORS, width)], dtype=np.int32)
     if want_acc:
-        shared["feature_acc"], shared["feature_acc_rows"] = _feature_accuracy(
-            X, labels, neighbors if graph_is_x else None, stats)
+        with _phase(progress, f"feature-space 10-NN accuracy {stage} ({n_all} rows x {d} dims)",
+                    None if graph_is_x else min(FEATURE_ACC_BUDGET, n_all * n_all * d) / EST_EXACT_MADDS_PER_S
+                    / n_jobs):
+            shared["feature_acc"], shared["feature_acc_rows"] = _feature_accuracy(
+                X, labels, neighbors if graph_is_x else None, stats, n_jobs)
     feature_acc = shared["feature_acc"]
 
     # Everything a map needs before it runs: its affinities and initial positions.
@@ -625,7 +637,7 @@ def _embed_group(X: np.ndarray, labels: np.ndarray, pca_dims: int, knn_method: s
         ours = [i for i in members if params_list[i].perplexity == perplexity]
         k_p = resolved[ours[0]]["k_neighbors"]
         with _phase(progress, f"affinities {stage} (perplexity {perplexity:g}, {n} rows, k={k_p})",
-                    n * k_p * EST_AFFINITY_S_PER_ROW_K * 30 / max(1, n_jobs)):
+                    n * k_p * EST_AFFINITY_S_PER_ROW_K / max(1, n_jobs)):
             if fit_rows is None:
                 P = _affinities(neighbors, distances, perplexity, k_p, n_jobs)
             else:  # openTSNE's own affinity object: its ``to_new`` places the other rows
