@@ -22,6 +22,11 @@ NPROC       ?=
 FULL        ?=
 # THUMB_SIZE=N: thumbnail side extract stores (8-256 px, 0 for none; default: by the rows selected)
 THUMB_SIZE  ?=
+# MAX_NUM_CLASS / MAX_NUM_SAMPLES: the selection of every target (N or all; default 20 and 100);
+# SUBSAMPLE=N: embed a class-balanced N rows and place the others into that map (large selections)
+MAX_NUM_CLASS   ?=
+MAX_NUM_SAMPLES ?=
+SUBSAMPLE   ?=
 
 comma := ,
 empty :=
@@ -33,6 +38,8 @@ CKPT_ARG    = $(if $(strip $(CHECKPOINT)),--checkpoint $(CHECKPOINT),)
 EXTRACT_CMD = $(if $(strip $(NPROC)),$(BIN)/python -m torch.distributed.run --standalone --nproc_per_node $(NPROC) -m vistsne extract,$(VISTSNE) extract)
 LAUNCHER_ARG = $(if $(strip $(NPROC)),--launcher pytorch,)
 THUMB_ARG   = $(if $(strip $(THUMB_SIZE)),--thumb-size $(THUMB_SIZE),)
+SELECT_ARG  = $(if $(strip $(MAX_NUM_CLASS)),--max-num-class $(MAX_NUM_CLASS),) $(if $(strip $(MAX_NUM_SAMPLES)),--max-num-samples $(MAX_NUM_SAMPLES),)
+SUB_ARG     = $(if $(strip $(SUBSAMPLE)),--subsample $(SUBSAMPLE),)
 
 .PHONY: install demo test extract embed sweep render compare bench clean browser checkpoint help
 
@@ -66,22 +73,22 @@ demo: $(STAMP)
 	$(VISTSNE) demo $(STORE_ARG)
 
 extract: $(STAMP) $(NEED_CKPT)
-	$(EXTRACT_CMD) $(CONFIG) $(CKPT_ARG) $(STORE_ARG) $(LAUNCHER_ARG) $(THUMB_ARG)
+	$(EXTRACT_CMD) $(CONFIG) $(CKPT_ARG) $(STORE_ARG) $(LAUNCHER_ARG) $(THUMB_ARG) $(SELECT_ARG)
 
 embed: extract
-	$(VISTSNE) embed $(STORE_ARG) $(CONFIG) $(CKPT_ARG) --stage $(STAGE) --perplexity $(PERPLEXITY_LIST) --n-iter $(N_ITER) --seed $(SEED)
+	$(VISTSNE) embed $(STORE_ARG) $(CONFIG) $(CKPT_ARG) $(SELECT_ARG) $(SUB_ARG) --stage $(STAGE) --perplexity $(PERPLEXITY_LIST) --n-iter $(N_ITER) --seed $(SEED)
 
 sweep: extract
-	$(VISTSNE) embed $(STORE_ARG) $(CONFIG) $(CKPT_ARG) --stage $(STAGE) --perplexity $(if $(filter command line,$(origin PERPLEXITY)),$(PERPLEXITY_LIST),$(SWEEP_PERPLEXITY)) --n-iter $(N_ITER) --seed $(SEED)
+	$(VISTSNE) embed $(STORE_ARG) $(CONFIG) $(CKPT_ARG) $(SELECT_ARG) $(SUB_ARG) --stage $(STAGE) --perplexity $(if $(filter command line,$(origin PERPLEXITY)),$(PERPLEXITY_LIST),$(SWEEP_PERPLEXITY)) --n-iter $(N_ITER) --seed $(SEED)
 
 render: embed
-	$(VISTSNE) render $(STORE_ARG) $(CONFIG) $(CKPT_ARG) --out $(OUT) --format png,html
+	$(VISTSNE) render $(STORE_ARG) $(CONFIG) $(CKPT_ARG) $(SELECT_ARG) --out $(OUT) --format png,html
 
 # CHECKPOINTS: two or more files, or a quoted glob (natural order: epoch_2 before epoch_10)
 CHECKPOINTS ?=
 compare: $(STAMP)
 	@test -n "$(strip $(CHECKPOINTS))" || { echo 'make: give CHECKPOINTS="a.pth b.pth" (or a quoted glob)'; exit 2; }
-	$(VISTSNE) compare $(STORE_ARG) $(CONFIG) $(foreach c,$(CHECKPOINTS),--checkpoint '$(c)') --stage $(STAGE) --perplexity $(firstword $(subst $(comma),$(space),$(PERPLEXITY_LIST))) --n-iter $(N_ITER) --seed $(SEED) --out $(OUT)
+	$(VISTSNE) compare $(STORE_ARG) $(CONFIG) $(SELECT_ARG) $(foreach c,$(CHECKPOINTS),--checkpoint '$(c)') --stage $(STAGE) --perplexity $(firstword $(subst $(comma),$(space),$(PERPLEXITY_LIST))) --n-iter $(N_ITER) --seed $(SEED) --out $(OUT)
 
 browser:
 	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \

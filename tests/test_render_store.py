@@ -147,3 +147,31 @@ def test_render_reads_only_the_store(embedded, tmp_path):
             "print(sorted(m for m in ('torch', 'openTSNE', 'mmpretrain', 'mmengine') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_selection_options_pick_the_maps_of_that_selection(extracted, tmp_path):
+    """render --max-num-samples N draws only the maps over the rows that selection takes; none: every map."""
+    path, key = extracted
+    st = Store(path)
+    from vistsne.selection import RowSelection
+
+    (full,) = embed_entry(st, key, ["pre_logits"], [EmbedParams(**FAST)], progress=False)
+    (two,) = embed_entry(st, key, ["pre_logits"], [EmbedParams(**{**FAST, "perplexity": 1})],
+                         selection=RowSelection(max_num_samples=2), progress=False)
+    assert two.rows < full.rows
+
+    def files(*args):
+        r = _invoke("render", "--store", path, "--out", tmp_path / "out", "--format", "png", "--json", *args)
+        assert r.exit_code == 0, r.output
+        return sorted(p.rsplit("/", 1)[-1] for p in json.loads(r.stdout)["files"] if "_sheet_" not in p)
+
+    every = files()
+    assert len(every) == 2
+    (only_two,) = files("--max-num-samples", "2")
+    assert f"_r{two.rows}" in only_two or "_n2" in only_two
+    # the entry holds fewer rows than either limit asks for: all and the default take the same rows, one map
+    assert files("--max-num-samples", "all") == [n for n in every if n != only_two]
+    # a selection without maps: one line naming the embed command that makes them
+    r = _invoke("render", "--store", path, "--out", tmp_path / "c", "--max-num-class", "1")
+    assert r.exit_code != 0 and "has no maps over --max-num-class 1" in r.output
+    assert f"vistsne embed --entry {key[:12]} --max-num-class 1" in r.output and "Traceback" not in r.output

@@ -27,6 +27,7 @@ from vistsne.cli import cli
 from vistsne.errors import RenderError, StageError
 from vistsne.extract.config import packaged_configs_dir
 from vistsne.run import build_parser, default_work_dir, make_out_dir, stage_arrays
+from vistsne.store import Store
 
 from .conftest import DEMO_CONFIG, ROOT, write_image_tree
 
@@ -508,3 +509,18 @@ def test_bad_reference_arguments_are_refused_as_the_reference_does(tmp_path):
     result = _invoke("run", DEMO_CONFIG, "--vis-stage", "head")
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "invalid choice: 'head'" in result.stderr
+
+
+def test_all_selections_take_every_image(tmp_path, store_path):
+    """`--max-num-class all --max-num-samples all` (issue 16): every image of the tree, in run as elsewhere."""
+    images = write_image_tree(tmp_path / "images", classes=("a", "b", "c", "d"), per_class=5)
+    summary, out = _run_ok(DEMO_CONFIG, "--images", images, "--store", store_path, "--work-dir", tmp_path / "w",
+                           "--max-num-class", "all", "--max-num-samples", "all", "--perplexity", "4", *FAST,
+                           "--device", "cpu")
+    assert np.load(out / "feat_neck.npy").shape[0] == 20  # 4 classes x 5, none left out
+    st = Store(store_path, mode="r")
+    (e,) = [e for k in st.entry_keys() for e in st.embeddings(k)]
+    assert e.attrs["selection"] == {"class_idx": None, "max_num_class": None, "max_num_samples": None}
+    bad = _invoke("run", DEMO_CONFIG, "--images", images, "--store", store_path, "--max-num-class", "some")
+    assert bad.exit_code != 0 and "--max-num-class 'some' is not a number" in bad.output
+    assert "Traceback" not in bad.output

@@ -425,12 +425,19 @@ def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype,
 @click.option("--color-by", default="label", show_default=True, metavar="FIELD",
               help="label, prediction, correct, confidence or suspect (the last four need predictions "
                    "or stored scores).")
+@click.option("--class-idx", multiple=True, type=int, metavar="I",
+              help="Only maps made over these classes (as embed's --class-idx).")
+@click.option("--max-num-class", default=None, metavar="N|all",
+              help="Only maps made over this selection (as embed's; the other of the two takes embed's default). "
+                   "Default: every map.")
+@click.option("--max-num-samples", default=None, metavar="N|all", help="As --max-num-class.")
 @store_option
 @json_option
 @debug_option
 @handle_errors
 def render(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size, backbone_stages, stages,
-           embeddings, out_dir, formats, legend, show, point_size, dpi, mosaic, color_by, store_path, as_json, debug):
+           embeddings, out_dir, formats, legend, show, point_size, dpi, mosaic, color_by, class_idx, max_num_class,
+           max_num_samples, store_path, as_json, debug):
     """Figures from the store alone: one per map, sweep sheets, an HTML page."""
     from . import pipeline
     from .render import RenderParams
@@ -444,9 +451,15 @@ def render(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype
     st = _open_store(store_path, "r")
     ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size,
                      backbone_stages)
+    from .selection import DEFAULT_MAX_NUM_CLASS, DEFAULT_MAX_NUM_SAMPLES
+
+    selection = None
+    if class_idx or max_num_class is not None or max_num_samples is not None:
+        selection = _selection(class_idx, DEFAULT_MAX_NUM_CLASS if max_num_class is None else max_num_class,
+                               DEFAULT_MAX_NUM_SAMPLES if max_num_samples is None else max_num_samples)
     res = pipeline.render(st, ref, out_dir, params, stages=_split_multi(stages),
                           embeddings=_split_multi(embeddings) or ("all",),
-                          progress=_progress_enabled() and not as_json)
+                          progress=_progress_enabled() and not as_json, selection=selection)
     _emit(as_json, res.to_json(),
           f"render: entry {res.entry[:12]}: {_plural(res.maps, 'map')}, {_plural(res.sheets, 'sweep sheet')}, "
           f"{_plural(len(res.files), 'file')} in {time.perf_counter() - t0:.1f}s; output {res.out_dir}")

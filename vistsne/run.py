@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ParamError, RenderError, VistsneError
+from .selection import parse_limit
 from .stages import arrays_for as stage_arrays
 
 log = logging.getLogger("vistsne")
@@ -44,10 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="The visualization stage of the model (default: the model's own, neck for "
                         "ImageClassifier)")
     p.add_argument("--class-idx", nargs="+", type=int, help="The categories used to calculate t-SNE.")
-    p.add_argument("--max-num-class", type=int, default=20,
-                   help="The first N categories to apply t-SNE algorithms. Defaults to 20.")
-    p.add_argument("--max-num-samples", type=int, default=100,
-                   help="The maximum number of samples per category. Defaults to 100.")
+    p.add_argument("--max-num-class", default="20",
+                   help="The first N categories to apply t-SNE algorithms, or all. Defaults to 20.")
+    p.add_argument("--max-num-samples", default="100",
+                   help="The maximum number of samples per category, or all. Defaults to 100.")
     p.add_argument("--cfg-options", nargs="+", default=None,
                    help="override some settings in the used config, the key-value pair in xxx=yyy format")
     p.add_argument("--device", help="Device used for inference")
@@ -207,7 +208,8 @@ def run(argv: list[str], *, show_progress: bool = True) -> RunResult:
     xparams = ExtractParams(config=args.config, checkpoint=args.checkpoint, test_cfg=args.test_cfg,
                             cfg_options=tuple(args.cfg_options or ()), images=args.images, vis_stage="all",
                             class_idx=tuple(args.class_idx) if args.class_idx else None,
-                            max_num_class=args.max_num_class, max_num_samples=args.max_num_samples,
+                            max_num_class=parse_limit(args.max_num_class, "--max-num-class"),
+                            max_num_samples=parse_limit(args.max_num_samples, "--max-num-samples"),
                             device=args.device, batch_size=args.batch_size, image_size=args.image_size,
                             thumb_size=args.thumb_size,
                             backbone_stages=parse_backbone_stages(args.backbone_stages),

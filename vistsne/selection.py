@@ -9,6 +9,7 @@ defaults (defined here once), so all of them mean the same rows.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -112,3 +113,8 @@ def select_rows(labels: np.ndarray, n_classes: int, class_idx: Sequence[int] | N
         where = np.flatnonzero(labels == c)
         keep[where if max_num_samples is None else where[:int(max_num_samples)]] = True
     return np.flatnonzero(keep).astype(np.int64), classes
+
+
+def rows_digest(indices: np.ndarray) -> str:
+    """sha256 of dataset indices (little-endian int64): what a map's key and ``rows_sha256`` hold of its rows."""
+    return hashlib.sha256(np.ascontiguousarray(indices, dtype="<i8").tobytes()).hexdigest()

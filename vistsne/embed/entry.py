@@ -12,7 +12,6 @@ version and vistsne's engine version. A repeated embed is a cache hit that runs 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ import numpy as np
 from ..errors import FeatureError, StageError
 from ..hashing import sha256_json
 from ..hints import did_you_mean, extract_command_for
-from ..selection import RowSelection
+from ..selection import RowSelection, rows_digest
 from ..stages import network_order
 from ..store import Store
 from .params import ENGINE_VERSION, EmbedParams, resolve
@@ -58,10 +57,6 @@ class EmbedRecord:
         return {"key": self.key, "entry": self.entry, "stage": self.stage, "rows": self.rows,
                 "params": self.params, "cached": self.cached, "seconds": round(self.seconds, 3),
                 "metrics": self.metrics}
-
-
-def rows_digest(indices: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(indices, dtype="<i8").tobytes()).hexdigest()
 
 
 def embedding_key(entry: str, stage: str, indices: np.ndarray, params: EmbedParams, resolved: dict) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import NotFoundError
 from ..hints import did_you_mean, embed_command
-from ..selection import RowSelection
+from ..selection import RowSelection, rows_digest
 from ..stages import network_order, stage_sort_key
 from ..store import EmbeddingInfo, Store
 from .params import MapData, RenderParams, check_out_dir, color_suffix, show_available
@@ -89,9 +89,40 @@ def _embed_hint(entry: str, stage: str | None = None) -> str:
     return f"run `{embed_command(entry, stage)}`"
 
 
+def _selection_text(sel: dict | None) -> str:
+    if not sel:
+        return "rows of an unrecorded selection"
+    s = RowSelection(tuple(sel["class_idx"]) if sel.get("class_idx") else None, sel.get("max_num_class"),
+                     sel.get("max_num_samples"))
+    return " ".join(s.flags()) or "the default selection"
+
+
+def _over_rows_of(store: Store, entry: str, infos: list[EmbeddingInfo], selection: RowSelection) -> list:
+    """The maps over exactly the rows that ``selection`` takes of the entry (of their stage's stored rows),
+    as embed chose them: a map is keyed by its rows, so one map serves every selection of those rows."""
+    wanted, _ = selection.rows(store.dataset_labels(entry), len(store.entry_meta(entry)["class_names"]))
+    digests: dict[str, str] = {}
+    for e in infos:
+        if e.stage not in digests:
+            present = np.fromiter(store.present(entry, [e.stage]), dtype=np.int64)
+            digests[e.stage] = rows_digest(wanted[np.isin(wanted, present)])
+    return [e for e in infos if e.attrs.get("rows_sha256") == digests[e.stage]]
+
+
 def choose_embeddings(store: Store, entry: str, stages: Sequence[str] = (),
-                      embeddings: Sequence[str] = ("all",)) -> list[EmbeddingInfo]:
+                      embeddings: Sequence[str] = ("all",), selection=None) -> list[EmbeddingInfo]:
+    """The maps of ``entry`` to draw: of ``stages`` (default all), ``embeddings`` (keys, all or latest),
+    made over ``selection`` (a :class:`~vistsne.selection.RowSelection`; None: any)."""
     infos = store.embeddings(entry)
+    if selection is not None:
+        others = sorted({_selection_text(e.attrs.get("selection")) for e in infos})
+        infos = _over_rows_of(store, entry, infos, selection)
+        if not infos:
+            asked = _selection_text(selection.to_dict())
+            raise NotFoundError(f"entry {entry[:12]} has no maps over {asked}"
+                                + (f" (its maps are over: {'; '.join(others)})" if others else ""),
+                                f"run `{embed_command(entry, None, selection.flags())}` first, or drop the "
+                                "selection options to draw every map")
     if stages and list(stages) != ["all"]:
         stored = network_order(store.entry_meta(entry).get("stages", {}))
         for s in stages:
@@ -248,12 +279,13 @@ def sheet_grid(maps: Sequence[MapData]):
 def render_entry(store: Store, entry: str, out_dir, params: RenderParams, *, stages: Sequence[str] = (),
                  embeddings: Sequence[str] = ("all",), progress: bool = True,
                  names: dict[str, str] | None = None, html_name: str | None = None,
-                 sheets: bool = True) -> RenderResult:
+                 sheets: bool = True, selection=None) -> RenderResult:
     """Every chosen map of ``entry`` into ``out_dir``: figures, sweep sheets, the page.
 
     ``names`` maps embedding keys to file stems (default: the stored names);
     ``html_name`` names the page (default ``<entry12>_maps.html``); ``sheets``
-    False skips the sweep sheets.
+    False skips the sweep sheets; ``selection`` keeps only the maps made over that
+    :class:`~vistsne.selection.RowSelection` (None: every map).
     """
     from ..hints import extract_command_for
     from .html import render_html
@@ -262,7 +294,7 @@ def render_entry(store: Store, entry: str, out_dir, params: RenderParams, *, sta
     params = params.validate()
     out = check_out_dir(out_dir)
     meta = store.entry_meta(entry)
-    infos = choose_embeddings(store, entry, stages, embeddings)
+    infos = choose_embeddings(store, entry, stages, embeddings, selection)
     need_thumbs = "html" in params.formats or params.mosaic
     need_fields = "html" in params.formats or params.color_by != "label"
     suffix = color_suffix(params)
