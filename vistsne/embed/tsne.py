@@ -682,7 +682,8 @@ def _embed_group(X: np.ndarray, labels: np.ndarray, pca_dims: int, knn_method: s
         knn_all = np.empty((n_all, kept.shape[1]), dtype=np.int32)
         knn_all[fit_rows] = fit_rows[kept]
         with _phase(progress, f"neighbours of the placed rows {stage} ({len(rest)} rows)",
-                    _knn_estimate(len(rest), dims, kept.shape[1], knn_method, n_jobs) / 2):
+                    (len(rest) * n * dims / EST_EXACT_MADDS_PER_S / n_jobs if knn_method == "exact"
+                     else _knn_estimate(len(rest), dims, kept.shape[1], knn_method, n_jobs) / 2)):
             for s0 in range(0, len(rest), PLACE_ROWS):
                 chunk = rest[s0:s0 + PLACE_ROWS]
                 knn_all[chunk] = fit_rows[index.query(Xp_all[chunk], kept.shape[1])[0]]
