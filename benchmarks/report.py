@@ -114,6 +114,53 @@ def summary_rows(R: dict) -> list[list[str]]:
     rows += seams_rows(R)
     rows += store_check_rows(R)
     rows += feature_rows(R)
+    rows += scale_rows(R)
+    return rows
+
+
+def _skipped(name: str, item: dict | None) -> list[list[str]]:
+    return [["14", f"{name}: not measured", item["skipped"], "—", "—"]] if item and "skipped" in item else []
+
+
+def scale_rows(R: dict) -> list[list[str]]:
+    """Rows of item 14 (the scale items of issue 16, with ``--full``)."""
+    res, rows = R["results"], []
+    st = res.get("scale_store")
+    rows += _skipped("Scale, store", st)
+    if st and "read" in st:
+        rd, ch = st["read"], st["cache_hit"]
+        rows.append(["14", f"Scale, store: read of {_n(rd['rows'])} x {rd['dim']} float32 from {_parts(rd['parts'])}, "
+                           f"fresh process; after / before ({st['before_commit']}); compacted to {rd['parts_after_compact']}",
+                     f"{rd['after']['seconds_median']:.1f} s vs {rd['before']['seconds_median']:.1f} s "
+                     f"({rd['ratio_after_before']:.2f}x); compacted {rd['after_compact']['seconds_median']:.1f} s; peak "
+                     f"{rd['after']['maxrss_mb_median']:,.0f} MB", "seconds, not minutes", _status(
+                         rd["after"]["seconds_median"] < 60)])
+        rows.append(["14", f"Scale, store: `vistsne extract` cache hit on {_n(ch['images'])} images, whole process",
+                     f"{ch['after']['wall_s_median']:.2f} s (before {ch['before']['wall_s_median']:.2f} s)", "<= 2 s",
+                     _status(ch["after"]["wall_s_median"] <= 2.0)])
+    sr = res.get("scale_render")
+    rows += _skipped("Scale, static figures", sr)
+    if sr and "summary" in sr:
+        big = max(r["n"] for r in sr["summary"])
+        got = {r["method"]: r for r in sr["summary"] if r["n"] == big}
+        raster = got.get("raster-numpy") or next(iter(got.values()))
+        rows.append(["14", f"Scale, static figure of {_n(big)} points (PNG, fresh process; {sr['data']})",
+                     "; ".join(f"{m} {r['cold_s']:.1f} s, {r['peak_rss_mb']:,} MB" for m, r in got.items()),
+                     "< 60 s", _status(raster["cold_s"] < 60)])
+    sp = res.get("scale_page")
+    rows += _skipped("Scale, page", sp)
+    if sp and sp.get("pages"):
+        for pg in sp["pages"]:
+            load = pg.get("load_s", {}).get("median")
+            hover = pg.get("hover_ms", {}).get("median")
+            ok = None if load is None or pg["n"] > sp["thumbs_max"] else (load <= 10 and hover <= 200)
+            rows.append(["14", f"Scale, page of {_n(pg['n'])} points ({_n(pg['thumbnails'])} thumbnails): MB, "
+                               "headless load, hover",
+                         f"{pg['mb']:.1f} MB, load {load if load is not None else 'n/a'} s, hover "
+                         f"{hover if hover is not None else 'n/a'} ms", "load <= 10 s, hover <= 200 ms "
+                                                                         "(up to 100,000)", _status(ok)])
+    se = res.get("scale_embed")
+    rows += _skipped("Scale, embed", se)
     return rows
 
 

@@ -10,7 +10,8 @@ Measurements (one module each): 1 engine, 2 retune, 3 extraction, 4 cache_hit,
 9 seams (embed cache hit and render, before 7fc1473 / after), 10 store_checks
 (what the checksums and completeness checks cost), 11 distributed (extraction on
 ranks), 12 suspects (flipped labels found), 13 compare (aligned checkpoints);
-plus profiling.
+plus profiling. With ``--full``, 14: scale_store, scale_embed, scale_render,
+scale_page (issue 16: a million rows read, embedded, drawn; pages of 100,000).
 ``--only engine,sweep`` runs a subset (the report shows what ran).
 """
 
@@ -32,7 +33,8 @@ if sys.path and Path(sys.path[0]).resolve() == _HERE:
 sys.path.insert(0, str(_HERE.parent))
 
 from benchmarks import (cache_hit, compare, distributed, engine, extraction, method, overhead,  # noqa: E402
-                        profiling, report, retune, seams, store_checks, suspects, sweep)
+                        profiling, report, retune, scale_embed, scale_page, scale_render, scale_store, seams,
+                        store_checks, suspects, sweep)
 from benchmarks.common import (BENCH_DIR, CHILD_ENV, ROOT, STAGE, limit_threads, machine_info,  # noqa: E402
                                machine_load, make_mode, run_cleanups, say, versions)
 from benchmarks.setup_data import Context, prepare  # noqa: E402
@@ -51,7 +53,21 @@ ITEMS = {
     "distributed": distributed.run,
     "suspects": suspects.run,
     "compare": compare.run,
+    "scale_store": scale_store.run,
+    "scale_embed": scale_embed.run,
+    "scale_render": scale_render.run,
+    "scale_page": scale_page.run,
 }
+#: 14, the large items (issue 16): run with ``--full`` (``make bench FULL=1``) or when named in ``--only``;
+#: the tiny run draws and loads small figures and pages, and skips the two that need the scale data.
+FULL_ITEMS = ("scale_store", "scale_embed", "scale_render", "scale_page")
+NEEDS_SCALE_DATA = ("scale_store", "scale_embed")
+
+
+def run_item(item: str, ctx) -> dict:
+    if ctx.mode.name == "tiny" and item in NEEDS_SCALE_DATA:
+        return {"skipped": "tiny mode: this item needs the scale data that `make bench FULL=1` builds once"}
+    return ITEMS[item](ctx)
 
 
 def parse_args(argv=None):
@@ -59,7 +75,7 @@ def parse_args(argv=None):
     g = p.add_mutually_exclusive_group()
     g.add_argument("--quick", action="store_true", help="small sizes, fewer measurements (<= 5 min)")
     g.add_argument("--tiny", action="store_true", help="N = 200, 1 repetition: the smoke test")
-    p.add_argument("--full", action="store_true", help="add N = 70,000")
+    p.add_argument("--full", action="store_true", help="add N = 70,000 and the scale items (14)")
     p.add_argument("--out", default=None, help="where results.json and RESULTS.md go (default: benchmarks/; "
                                                "with --tiny: benchmarks/.cache/tiny)")
     p.add_argument("--store", default=None, help="the bench store (default: benchmarks/bench_store.zarr; "
@@ -199,7 +215,8 @@ def main(argv=None) -> int:
         (out / "RESULTS.md").write_text(report.render(R) + "\n")
         say(f"wrote {out / 'RESULTS.md'} from {out / 'results.json'}")
         return 0
-    only = [x.strip() for x in args.only.split(",")] if args.only else list(ITEMS)
+    only = [x.strip() for x in args.only.split(",")] if args.only else \
+        [i for i in ITEMS if i not in FULL_ITEMS or args.full or args.tiny]
     unknown = [x for x in only if x not in ITEMS]
     if unknown:
         print(f"unknown --only item(s): {', '.join(unknown)}; choose from {', '.join(ITEMS)}", file=sys.stderr)
@@ -222,6 +239,7 @@ def main(argv=None) -> int:
     say(f"vistsne bench, {mode.name} mode: engine N={mode.engine_sizes}, {mode.reps} repetition(s); "
         f"store {store}; results to {out}")
     results: dict = {}
+    failed: dict[str, str] = {}
     try:
         prepare(ctx)
         stamp = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -230,7 +248,15 @@ def main(argv=None) -> int:
             la0 = machine_load()
             say(f"--- {item} (load {la0})")
             t_item = time.perf_counter()
-            results[item] = ITEMS[item](ctx)
+            try:
+                results[item] = run_item(item, ctx)
+            except Exception as e:  # one item's failure must not lose the others' measurements
+                import traceback
+
+                traceback.print_exc()
+                failed[item] = f"{type(e).__name__}: {e}"[:500]
+                say(f"--- {item} FAILED ({failed[item]}); going on with the others")
+                continue
             results[item]["load"] = {"start": la0, "end": machine_load()}
             results[item]["run"] = {**stamp, "seconds": time.perf_counter() - t_item}
         if previous is not None:
@@ -268,7 +294,8 @@ def main(argv=None) -> int:
                      "entry_extract": ctx.entry_info},
             "results": results,
         }
-        R["notes"] = auto_notes(R)
+        R["failed"] = failed
+        R["notes"] = auto_notes(R) + [f"Item {k} failed, so it has no numbers here: {v}" for k, v in failed.items()]
         R = repo_relative(R)
         (out / "results.json").write_text(json.dumps(R, indent=1, default=float) + "\n")
         md = report.render(R)
@@ -281,6 +308,9 @@ def main(argv=None) -> int:
     finally:
         run_cleanups()  # the before version's git worktree, if an item made one
         shutil.rmtree(work, ignore_errors=True)
+    if failed:
+        say(f"{len(failed)} item(s) failed: {', '.join(failed)} (the others are written)")
+        return 1
     return 0
 
 

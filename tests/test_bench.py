@@ -17,7 +17,8 @@ import pytest
 from .conftest import ROOT
 
 ITEMS = ("cache_hit", "engine", "method", "overhead", "sweep", "retune", "extraction", "profiling", "seams",
-         "store_checks", "distributed", "suspects", "compare", "memory")
+         "store_checks", "distributed", "suspects", "compare", "scale_store", "scale_embed", "scale_render",
+         "scale_page", "memory")
 
 
 def _is_stat(d) -> bool:
@@ -88,6 +89,10 @@ def test_bench_tiny_runs_end_to_end(tmp_path):
     assert len(co["entries"]) == len(set(co["entries"])) == 5 and co["rows"] == 200
     assert set(co["methods"]) == {"chain", "chain-ee", "reference", "procrustes"}
     assert all(v["cost_vs_independent"] > 0 for v in co["methods"].values())
+    # 14: the scale items, small (the two that need the scale data say so)
+    assert "FULL=1" in res["scale_store"]["skipped"] and "FULL=1" in res["scale_embed"]["skipped"]
+    assert {r["method"] for r in res["scale_render"]["summary"]} >= {"scatter", "raster-numpy"}
+    assert [p["n"] for p in res["scale_page"]["pages"]] == [2000, 3000]
     worktrees = subprocess.run(["git", "-C", str(ROOT), "worktree", "list", "--porcelain"], capture_output=True,
                                text=True).stdout
     tree = Path(se["versions"]["before"]["imports"]).parents[1]  # <run's temporary folder>/before-7fc1473
@@ -97,6 +102,7 @@ def test_bench_tiny_runs_end_to_end(tmp_path):
     assert md.startswith("# vistsne benchmarks (tiny run")
     assert "## Summary" in md and "## Where the time goes (cProfile)" in md
     assert "## 9. Seams" in md and "## 10. Store checks" in md
+    assert "| 14 | Scale, static figure of 2,000 points" in md
     assert "| 11 | Extraction on ranks" in md and "| 12 | Suspects" in md and "| 13 | Compare" in md
     assert (committed.stat().st_mtime_ns if committed.exists() else None) == before  # never overwritten
     # the files name no folder of this checkout: paths inside it are written relative to it
