@@ -61,7 +61,9 @@ def _one(kind: str, n: int, work: Path) -> dict:
                               text=True, timeout=1800)
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
-            raise RuntimeError(f"{kind} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+            said = [ln for ln in proc.stderr.splitlines() if ln.lstrip().lower().startswith("error")]
+            raise RuntimeError(f"{kind} failed ({proc.returncode}): " + " | ".join(said[:3])
+                               + f" | {proc.stderr[-1500:]}")
         res = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1])
         assert res["new_rows"] == res["rows"], res
         return {"wall_s": wall, "images_per_s": res.get("images_per_s"), "rows": res["rows"]}
