@@ -143,3 +143,28 @@ def test_a_read_only_store_reads_and_check_writable_says_why_it_cannot_write(sto
         _make_writable(folder, how)
     Store(store_path).check_writable()
     assert not [n for n in os.listdir(store_path) if n.startswith(".vistsne-probe")]
+
+
+def _open_store(path):
+    from vistsne.store import Store
+
+    Store(path)
+
+
+def test_processes_creating_one_store_at_once_all_open_it(tmp_path):
+    """The ranks of one torchrun job create the store at the same moment: none may fail (zarr's own
+    open_group(mode="a") raises ContainsGroupError for the later of two creators)."""
+    import multiprocessing
+
+    from vistsne.store import Store
+
+    ctx = multiprocessing.get_context("spawn")
+    for i in range(8):
+        path = str(tmp_path / f"s{i}.zarr")
+        procs = [ctx.Process(target=_open_store, args=(path,)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(120)
+        assert [p.exitcode for p in procs] == [0, 0, 0, 0], i
+        Store(path, mode="r")  # and it is a vistsne store

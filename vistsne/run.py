@@ -29,6 +29,17 @@ log = logging.getLogger("vistsne")
 SKLEARN_LR_FACTOR = 4.0
 
 
+def _limit(text: str):
+    """A ``--max-num-*`` value as the reference parses it (an int), or ``all`` (None); anything else is
+    kept as given, for :func:`~vistsne.selection.parse_limit` to refuse in one line."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The reference's parser, argument for argument, plus vistsne's own options."""
     p = argparse.ArgumentParser(
@@ -45,9 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="The visualization stage of the model (default: the model's own, neck for "
                         "ImageClassifier)")
     p.add_argument("--class-idx", nargs="+", type=int, help="The categories used to calculate t-SNE.")
-    p.add_argument("--max-num-class", default="20",
+    p.add_argument("--max-num-class", type=_limit, default=20,
                    help="The first N categories to apply t-SNE algorithms, or all. Defaults to 20.")
-    p.add_argument("--max-num-samples", default="100",
+    p.add_argument("--max-num-samples", type=_limit, default=100,
                    help="The maximum number of samples per category, or all. Defaults to 100.")
     p.add_argument("--cfg-options", nargs="+", default=None,
                    help="override some settings in the used config, the key-value pair in xxx=yyy format")

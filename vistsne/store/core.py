@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 import uuid
 from typing import Iterator
 
@@ -83,6 +84,23 @@ def _foreign_names(folder: str) -> list[str]:
     return [n for n in names if n != "zarr.json" and n not in _OURS and not n.endswith(".partial")]
 
 
+
+def _open_or_join(zarr, path: str, tries: int = 20):
+    """``zarr.open_group(path, mode="a")``, safe when other processes create the same store at once.
+
+    Two writers that both find no group both try to create it; the later one gets zarr's
+    ``ContainsGroupError`` (seen with the ranks of one torchrun job). The group exists then: open it.
+    """
+    from zarr.errors import ContainsGroupError
+
+    for attempt in range(tries):
+        try:
+            return zarr.open_group(path, mode="a")
+        except ContainsGroupError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
 class Store(PartsMixin, MapsMixin):
     """A feature store at a local path or any fsspec URL that zarr accepts.
 
@@ -115,7 +133,7 @@ class Store(PartsMixin, MapsMixin):
             else:
                 if self.local:
                     os.makedirs(self.path, exist_ok=True)
-                self.root = zarr.open_group(self.path, mode="a")
+                self.root = _open_or_join(zarr, self.path)
             self._check_root()
             if not self.readonly and self.root.attrs.get("vistsne_store") != STORE_SCHEMA:
                 self._update_attrs("", {"vistsne_store": STORE_SCHEMA})
@@ -156,12 +174,16 @@ class Store(PartsMixin, MapsMixin):
             if self.readonly:
                 raise missing_store(p, "is empty")
             return
-        try:
-            with open(zj, "rb") as f:
-                meta = json.loads(f.read().decode("utf-8"))
-        except (OSError, ValueError) as e:
-            raise StoreError(f"store {p} has an unreadable zarr.json ({e.__class__.__name__}: {e})",
-                             "pass --store with a vistsne store or a new folder") from e
+        for attempt in range(10):  # another process creating this store may be writing it this moment
+            try:
+                with open(zj, "rb") as f:
+                    meta = json.loads(f.read().decode("utf-8"))
+                break
+            except (OSError, ValueError) as e:
+                if attempt == 9:
+                    raise StoreError(f"store {p} has an unreadable zarr.json ({e.__class__.__name__}: {e})",
+                                     "pass --store with a vistsne store or a new folder") from e
+                time.sleep(0.1)
         if not isinstance(meta, dict) or meta.get("node_type") != "group":
             raise self._refuse(f"is a zarr {meta.get('node_type', 'node') if isinstance(meta, dict) else 'node'}, "
                                "not a vistsne store")
