@@ -30,8 +30,8 @@ SKLEARN_LR_FACTOR = 4.0
 
 
 def _limit(text: str):
-    """A ``--max-num-*`` value as the reference parses it (an int), or ``all`` (None); anything else is
-    kept as given, for :func:`~vistsne.selection.parse_limit` to refuse in one line."""
+    """A value of --max-num-class or --max-num-samples as the reference parses it (an int), or ``all``
+    (None); anything else is kept as given, for :func:`~vistsne.selection.parse_limit` to refuse."""
     if text.strip().lower() == "all":
         return None
     try:
