@@ -118,3 +118,9 @@ def select_rows(labels: np.ndarray, n_classes: int, class_idx: Sequence[int] | N
 def rows_digest(indices: np.ndarray) -> str:
     """sha256 of dataset indices (little-endian int64): what a map's key and ``rows_sha256`` hold of its rows."""
     return hashlib.sha256(np.ascontiguousarray(indices, dtype="<i8").tobytes()).hexdigest()
+
+
+def rows_held(wanted: np.ndarray, present) -> np.ndarray:
+    """The rows of ``wanted`` (in its order) that ``present`` (a set of dataset indices) holds."""
+    wanted = np.asarray(wanted, dtype=np.int64)
+    return wanted[np.isin(wanted, np.fromiter(present, dtype=np.int64, count=len(present)))]

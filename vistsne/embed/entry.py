@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import FeatureError, StageError
 from ..hashing import sha256_json
 from ..hints import did_you_mean, extract_command_for
-from ..selection import RowSelection, rows_digest
+from ..selection import RowSelection, rows_digest, rows_held
 from ..stages import network_order
 from ..store import Store
 from .params import ENGINE_VERSION, EmbedParams, resolve
@@ -122,7 +122,7 @@ def select_cached_rows(store: Store, entry: str, stage: str, selection: RowSelec
     if wanted is None:
         wanted, _ = selection.rows(store.dataset_labels(entry), len(meta["class_names"]))
     present = store.present(entry, [stage])
-    have = np.array([i for i in wanted.tolist() if i in present], dtype=np.int64)
+    have = rows_held(wanted, present)
     if len(have) < len(wanted):
         flags = ["--max-num-class", "all" if selection.max_num_class is None else str(selection.max_num_class),
                  "--max-num-samples",

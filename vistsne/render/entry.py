@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import NotFoundError
 from ..hints import did_you_mean, embed_command
-from ..selection import RowSelection, rows_digest
+from ..selection import RowSelection, rows_digest, rows_held
 from ..stages import network_order, stage_sort_key
 from ..store import EmbeddingInfo, Store
 from .params import MapData, RenderParams, check_out_dir, color_suffix, show_available
@@ -104,8 +104,7 @@ def _over_rows_of(store: Store, entry: str, infos: list[EmbeddingInfo], selectio
     digests: dict[str, str] = {}
     for e in infos:
         if e.stage not in digests:
-            present = np.fromiter(store.present(entry, [e.stage]), dtype=np.int64)
-            digests[e.stage] = rows_digest(wanted[np.isin(wanted, present)])
+            digests[e.stage] = rows_digest(rows_held(wanted, store.present(entry, [e.stage])))
     return [e for e in infos if e.attrs.get("rows_sha256") == digests[e.stage]]
 
 

@@ -84,7 +84,6 @@ def _foreign_names(folder: str) -> list[str]:
     return [n for n in names if n != "zarr.json" and n not in _OURS and not n.endswith(".partial")]
 
 
-
 def _open_or_join(zarr, path: str, tries: int = 20):
     """``zarr.open_group(path, mode="a")``, safe when other processes create the same store at once.
 
@@ -100,6 +99,7 @@ def _open_or_join(zarr, path: str, tries: int = 20):
             if attempt == tries - 1:
                 raise
             time.sleep(0.05 * (attempt + 1))
+
 
 class Store(PartsMixin, MapsMixin):
     """A feature store at a local path or any fsspec URL that zarr accepts.
