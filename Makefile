@@ -27,6 +27,8 @@ THUMB_SIZE  ?=
 MAX_NUM_CLASS   ?=
 MAX_NUM_SAMPLES ?=
 SUBSAMPLE   ?=
+# PRECISION=bfloat16 (or float16 on GPUs): the model runs under autocast; every target picks that entry
+PRECISION   ?=
 
 comma := ,
 empty :=
@@ -39,6 +41,7 @@ EXTRACT_CMD = $(if $(strip $(NPROC)),$(BIN)/python -m torch.distributed.run --st
 LAUNCHER_ARG = $(if $(strip $(NPROC)),--launcher pytorch,)
 THUMB_ARG   = $(if $(strip $(THUMB_SIZE)),--thumb-size $(THUMB_SIZE),)
 SELECT_ARG  = $(if $(strip $(MAX_NUM_CLASS)),--max-num-class $(MAX_NUM_CLASS),) $(if $(strip $(MAX_NUM_SAMPLES)),--max-num-samples $(MAX_NUM_SAMPLES),)
+PREC_ARG    = $(if $(strip $(PRECISION)),--precision $(PRECISION),)
 SUB_ARG     = $(if $(strip $(SUBSAMPLE)),--subsample $(SUBSAMPLE),)
 
 .PHONY: install demo test extract embed sweep render compare bench clean browser checkpoint help
@@ -73,22 +76,22 @@ demo: $(STAMP)
 	$(VISTSNE) demo $(STORE_ARG)
 
 extract: $(STAMP) $(NEED_CKPT)
-	$(EXTRACT_CMD) $(CONFIG) $(CKPT_ARG) $(STORE_ARG) $(LAUNCHER_ARG) $(THUMB_ARG) $(SELECT_ARG)
+	$(EXTRACT_CMD) $(CONFIG) $(CKPT_ARG) $(STORE_ARG) $(LAUNCHER_ARG) $(THUMB_ARG) $(PREC_ARG) $(SELECT_ARG)
 
 embed: extract
-	$(VISTSNE) embed $(STORE_ARG) $(CONFIG) $(CKPT_ARG) $(SELECT_ARG) $(SUB_ARG) --stage $(STAGE) --perplexity $(PERPLEXITY_LIST) --n-iter $(N_ITER) --seed $(SEED)
+	$(VISTSNE) embed $(STORE_ARG) $(CONFIG) $(CKPT_ARG) $(PREC_ARG) $(SELECT_ARG) $(SUB_ARG) --stage $(STAGE) --perplexity $(PERPLEXITY_LIST) --n-iter $(N_ITER) --seed $(SEED)
 
 sweep: extract
-	$(VISTSNE) embed $(STORE_ARG) $(CONFIG) $(CKPT_ARG) $(SELECT_ARG) $(SUB_ARG) --stage $(STAGE) --perplexity $(if $(filter command line,$(origin PERPLEXITY)),$(PERPLEXITY_LIST),$(SWEEP_PERPLEXITY)) --n-iter $(N_ITER) --seed $(SEED)
+	$(VISTSNE) embed $(STORE_ARG) $(CONFIG) $(CKPT_ARG) $(PREC_ARG) $(SELECT_ARG) $(SUB_ARG) --stage $(STAGE) --perplexity $(if $(filter command line,$(origin PERPLEXITY)),$(PERPLEXITY_LIST),$(SWEEP_PERPLEXITY)) --n-iter $(N_ITER) --seed $(SEED)
 
 render: embed
-	$(VISTSNE) render $(STORE_ARG) $(CONFIG) $(CKPT_ARG) $(SELECT_ARG) --out $(OUT) --format png,html
+	$(VISTSNE) render $(STORE_ARG) $(CONFIG) $(CKPT_ARG) $(PREC_ARG) $(SELECT_ARG) --out $(OUT) --format png,html
 
 # CHECKPOINTS: two or more files, or a quoted glob (natural order: epoch_2 before epoch_10)
 CHECKPOINTS ?=
 compare: $(STAMP)
 	@test -n "$(strip $(CHECKPOINTS))" || { echo 'make: give CHECKPOINTS="a.pth b.pth" (or a quoted glob)'; exit 2; }
-	$(VISTSNE) compare $(STORE_ARG) $(CONFIG) $(SELECT_ARG) $(foreach c,$(CHECKPOINTS),--checkpoint '$(c)') --stage $(STAGE) --perplexity $(firstword $(subst $(comma),$(space),$(PERPLEXITY_LIST))) --n-iter $(N_ITER) --seed $(SEED) --out $(OUT)
+	$(VISTSNE) compare $(STORE_ARG) $(CONFIG) $(PREC_ARG) $(SELECT_ARG) $(foreach c,$(CHECKPOINTS),--checkpoint '$(c)') --stage $(STAGE) --perplexity $(firstword $(subst $(comma),$(space),$(PERPLEXITY_LIST))) --n-iter $(N_ITER) --seed $(SEED) --out $(OUT)
 
 browser:
 	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \

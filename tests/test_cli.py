@@ -92,13 +92,15 @@ def test_reference_style_multi_values_are_accepted():
 
 
 def test_make_passes_the_selection_to_every_target():
-    """MAX_NUM_CLASS / MAX_NUM_SAMPLES reach extract, embed, sweep, render and compare; SUBSAMPLE reaches embed."""
+    """MAX_NUM_CLASS / MAX_NUM_SAMPLES / PRECISION reach extract, embed, sweep, render and compare; SUBSAMPLE
+    reaches embed."""
     env = {**os.environ, "MAKEFLAGS": ""}
-    sel = ["MAX_NUM_CLASS=all", "MAX_NUM_SAMPLES=all", "SUBSAMPLE=500", "CHECKPOINTS=a.pth b.pth"]
+    sel = ["MAX_NUM_CLASS=all", "MAX_NUM_SAMPLES=all", "SUBSAMPLE=500", "CHECKPOINTS=a.pth b.pth", "PRECISION=bfloat16"]
     for target, tool in (("extract", "extract"), ("embed", "embed"), ("sweep", "embed"), ("render", "render"),
                          ("compare", "compare")):
         out = subprocess.run(["make", "-n", target, *sel], cwd=ROOT, env=env,
                              capture_output=True, text=True).stdout
         line = next(ln for ln in out.splitlines() if f"vistsne {tool} " in ln)
         assert "--max-num-class all" in line and "--max-num-samples all" in line, (target, line)
+        assert "--precision bfloat16" in line, (target, line)
         assert ("--subsample 500" in line) == (target in ("embed", "sweep")), (target, line)

@@ -5,6 +5,7 @@ in benchmarks/scale_embed.py)."""
 from __future__ import annotations
 
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,6 +98,14 @@ def test_subsample_and_transform_write_a_map_of_every_row(extracted):
     for name in ("knn_acc_subsample", "knn_acc_placed", "knn_acc_map"):
         assert 0.0 <= a["metrics"][name] <= 1.0
     assert "sub30" in a["name"]
+    # its figure says how it was made, and both accuracies
+    out = Path(path).parent / "sub_figs"
+    r = runner.invoke(cli, ["render", "--entry", key, "--stage", "pre_logits", "--embedding", infos[0].key,
+                            "--format", "html", "--out", str(out), "--store", path])
+    assert r.exit_code == 0, r.output
+    page = next(out.glob("*.html")).read_text()
+    assert "30 embedded, 30 placed" in page
+    assert f"({a['metrics']['knn_acc_placed']:.3f} placed)" in page
     # the same map without --subsample is another map (the parameter is in the key)
     plain = embed_entry(st.__class__(path), key, ["pre_logits"],
                         [EmbedParams(perplexity=5, n_iter=300, early_exaggeration_iter=100)], progress=False)

@@ -156,6 +156,41 @@ def test_float16_and_cli_json(store_path):
     assert st.root["entries"][out["entry"]]["parts"][part.name]["feat"][stored].dtype == np.float16
 
 
+def test_bfloat16_precision_is_its_own_entry_close_to_float32(store_path, random_checkpoint):
+    full = _extract(store_path, checkpoint=random_checkpoint, max_num_class=3, vis_stage="pre_logits")
+    fast = _extract(store_path, checkpoint=random_checkpoint, max_num_class=3, vis_stage="pre_logits",
+                    precision="bfloat16")
+    assert fast.entry != full.entry and not fast.cached  # other numbers: never served for float32
+    st = Store(store_path, mode="r")
+    assert st.entry_meta(fast.entry)["extract"]["precision"] == "bfloat16"
+    assert "precision" not in st.entry_meta(full.entry)["extract"]  # float32 keys are those of every earlier run
+    a = st.read_rows(full.entry, full.indices, "pre_logits")
+    b = st.read_rows(fast.entry, fast.indices, "pre_logits")
+    assert b.dtype == np.float32 and not np.array_equal(a, b)  # autocast really ran
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cos.min() > 0.99, cos.min()
+    # later stages pick the entry by the same flag, and float32 by default
+    for flags, want in (([], full.entry), (["--precision", "bfloat16"], fast.entry)):
+        r = CliRunner().invoke(cli, ["embed", DEMO_CONFIG, "--checkpoint", random_checkpoint, *flags,
+                                     "--n-iter", "60", "--early-exaggeration-iter", "20", "--perplexity", "4",
+                                     "--max-num-class", "3", "--max-num-samples", "6", "--store", store_path, "--json"])
+        assert r.exit_code == 0, r.output
+        maps = json.loads(r.stdout.strip().splitlines()[-1])
+        assert {m["entry"] for m in maps} == {want}
+    again = _extract(store_path, checkpoint=random_checkpoint, max_num_class=3, vis_stage="pre_logits",
+                     precision="bfloat16")
+    assert again.cached and again.entry == fast.entry
+
+
+def test_float16_precision_on_the_cpu_is_one_line_naming_bfloat16(store_path):
+    r = run_cli("extract", DEMO_CONFIG, "--precision", "float16", "--device", "cpu", "--max-num-samples", "2",
+                "--store", store_path, check=False)
+    assert r.returncode != 0
+    assert "--precision bfloat16" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not Path(store_path).exists() or not Store(store_path, mode="r").entry_keys()  # nothing half-made
+
+
 def _stopped(pid: int, timeout: float = 10.0) -> bool:
     """Wait until process ``pid`` is stopped (SIGSTOP delivered): state T in /proc."""
     deadline = time.time() + timeout

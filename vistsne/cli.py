@@ -118,6 +118,11 @@ def model_options(fn=None, *, picks_only: bool = False):
                      help="Pooling of (N,L,C) token outputs: token mean or class token." + tail),
         click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
                      help="Stored feature precision." + tail),
+        click.option("--precision", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32",
+                     show_default=True,
+                     help="How the model computes: autocast to bfloat16 (CPU with AMX/AVX512-BF16, recent GPUs) "
+                          "or float16 (GPU) is several times faster; the features differ slightly, so it is "
+                          "part of the entry." + tail),
         click.option("--image-size", type=int, default=None, metavar="N",
                      help="Resize every image to N x N first (a Resize in the test pipeline)." + tail),
         click.option("--backbone-stages", default=None, metavar="all|I,J,...",
@@ -229,7 +234,7 @@ def _progress_enabled() -> bool:
 @json_option
 @debug_option
 @handle_errors
-def extract(config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size, backbone_stages,
+def extract(config, checkpoint, test_cfg, cfg_options, images, pool, dtype, precision, image_size, backbone_stages,
             trust_checkpoint,
             vis_stage, class_idx, max_num_class, max_num_samples, device, batch_size, num_workers,
             allow_partial_checkpoint, thumb_size, flush_rows, launcher, store_path, as_json, debug):
@@ -247,7 +252,8 @@ def extract(config, checkpoint, test_cfg, cfg_options, images, pool, dtype, imag
                            cfg_options=_split_multi(cfg_options), images=images, vis_stage=vis_stage,
                            class_idx=sel.class_idx, max_num_class=sel.max_num_class,
                            max_num_samples=sel.max_num_samples, device=device, batch_size=batch_size,
-                           num_workers=num_workers, pool=pool, dtype=dtype, image_size=image_size,
+                           num_workers=num_workers, pool=pool, dtype=dtype, precision=precision,
+                           image_size=image_size,
                            backbone_stages=_backbone_stages(backbone_stages),
                            trust_checkpoint=trust_checkpoint, allow_partial_checkpoint=allow_partial_checkpoint,
                            thumb_size=thumb_size, flush_rows=flush_rows, launcher=launcher).validate()
@@ -307,13 +313,13 @@ def _backbone_stages(text):
     return parse_backbone_stages(text)
 
 
-def _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size,
+def _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, precision, image_size,
                backbone_stages=None):
     from .locate import EntryRef
 
     return EntryRef(entry=entry, config=config, checkpoint=checkpoint, test_cfg=test_cfg,
                     cfg_options=_split_multi(cfg_options), images=images, pool=pool, dtype=dtype,
-                    image_size=image_size, backbone_stages=_backbone_stages(backbone_stages))
+                    precision=precision, image_size=image_size, backbone_stages=_backbone_stages(backbone_stages))
 
 
 def tsne_options(fn):
@@ -372,7 +378,8 @@ def build_embed_params(perplexity, n_iter, early_exaggeration, learning_rate, n_
 @json_option
 @debug_option
 @handle_errors
-def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size, backbone_stages, stages,
+def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, precision, image_size, backbone_stages,
+          stages,
           class_idx, max_num_class, max_num_samples, perplexity, n_iter, early_exaggeration,
           early_exaggeration_iter, learning_rate, n_components, init, n_iter_without_progress, pca_dims, seed,
           method, n_jobs, subsample, store_path, as_json, debug):
@@ -391,7 +398,7 @@ def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype,
                                 subsample)
     sel = _selection(class_idx, max_num_class, max_num_samples)
     st = _open_store(store_path, "r+")
-    ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size,
+    ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, precision, image_size,
                      backbone_stages)
     done = pipeline.embed(st, ref, _split_multi(stages) or ("all",), params, sel, n_jobs=n_jobs,
                           progress=_progress_enabled() and not as_json)
@@ -435,7 +442,8 @@ def embed(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype,
 @json_option
 @debug_option
 @handle_errors
-def render(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size, backbone_stages, stages,
+def render(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, precision, image_size, backbone_stages,
+           stages,
            embeddings, out_dir, formats, legend, show, point_size, dpi, mosaic, color_by, class_idx, max_num_class,
            max_num_samples, store_path, as_json, debug):
     """Figures from the store alone: one per map, sweep sheets, an HTML page."""
@@ -449,7 +457,7 @@ def render(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype
 
     check_out_dir(out_dir)
     st = _open_store(store_path, "r")
-    ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size,
+    ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, precision, image_size,
                      backbone_stages)
     from .selection import DEFAULT_MAX_NUM_CLASS, DEFAULT_MAX_NUM_SAMPLES
 
@@ -481,7 +489,8 @@ def render(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype
 @json_option
 @debug_option
 @handle_errors
-def suspects(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size, backbone_stages, stage,
+def suspects(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dtype, precision, image_size,
+             backbone_stages, stage,
              class_idx, max_num_class, max_num_samples, top, out_dir, no_sheet, n_jobs, store_path, as_json, debug):
     """The rows most likely mislabelled or confused, most suspect first.
 
@@ -498,7 +507,7 @@ def suspects(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dty
     t0 = time.perf_counter()
     sel = _selection(class_idx, max_num_class, max_num_samples)
     st = _open_store(store_path, "r+")
-    ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, image_size,
+    ref = _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, dtype, precision, image_size,
                      backbone_stages)
     report, sheet = pipeline.suspects(st, ref, stage, sel, top=top, out_dir=None if no_sheet else out_dir,
                                       render_params=RenderParams().validate(), n_jobs=n_jobs,
@@ -545,6 +554,8 @@ def suspects(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dty
 @click.option("--images", default=None, type=click.Path(), metavar="DIR", help="A class-per-folder image tree.")
 @click.option("--pool", type=click.Choice(["avg", "cls"]), default="avg", show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
+@click.option("--precision", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32",
+              show_default=True, help="How the model computes (as extract).")
 @click.option("--image-size", type=int, default=None, metavar="N")
 @click.option("--trust-checkpoint", is_flag=True, help="Load checkpoints with arbitrary pickled objects.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N for extraction.")
@@ -558,7 +569,8 @@ def suspects(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dty
 @debug_option
 @handle_errors
 def compare(configs, checkpoints, entries, stages, reference, align, out_dir, figures, top, test_cfg, cfg_options,
-            images, pool, dtype, image_size, trust_checkpoint, device, class_idx, max_num_class, max_num_samples,
+            images, pool, dtype, precision, image_size, trust_checkpoint, device, class_idx, max_num_class,
+            max_num_samples,
             perplexity, n_iter, seed, n_jobs, store_path, as_json, debug):
     """Aligned maps of two or more entries over the images they share, and how their features differ.
 
@@ -576,7 +588,7 @@ def compare(configs, checkpoints, entries, stages, reference, align, out_dir, fi
     figs = [f for f in str(figures).replace(" ", ",").split(",") if f and f != "none"]
     st = _open_store(store_path)
     opts = dict(test_cfg=test_cfg, cfg_options=_split_multi(cfg_options), images=images, pool=pool, dtype=dtype,
-                image_size=image_size, trust_checkpoint=trust_checkpoint, device=device)
+                precision=precision, image_size=image_size, trust_checkpoint=trust_checkpoint, device=device)
     res = run_compare(st, configs=configs, checkpoints=checkpoints, entries=entries,
                       stages=_split_multi(stages), params=params[0], selection=sel, align=align,
                       reference=reference, out_dir=out_dir if figs else None, figures=figs,

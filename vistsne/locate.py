@@ -2,7 +2,7 @@
 
 An :class:`EntryRef` is what a user typed: ``--entry KEY`` (a key or a unique
 prefix), or CONFIG with the options that define an entry (``--checkpoint``,
-``--test-cfg``, ``--cfg-options``, ``--images``, ``--pool``, ``--dtype``), or
+``--test-cfg``, ``--cfg-options``, ``--images``, ``--pool``, ``--dtype``, ``--precision``), or
 nothing (the most recent entry that holds rows). Nothing here parses a
 config, builds a model or a dataset, or downloads anything: an entry is found
 by its stored provenance. Where the inputs can be checked for free (a local
@@ -31,6 +31,7 @@ class EntryRef:
     images: str | None = None
     pool: str = "avg"
     dtype: str = "float32"
+    precision: str = "float32"
     image_size: int | None = None
     backbone_stages: str | tuple[int, ...] | None = None
 
@@ -46,6 +47,8 @@ class EntryRef:
             out += ["--pool", self.pool]
         if self.dtype != "float32":
             out += ["--dtype", self.dtype]
+        if self.precision != "float32":
+            out += ["--precision", self.precision]
         if self.image_size is not None:
             out += ["--image-size", str(self.image_size)]
         if self.backbone_stages is not None:
@@ -75,6 +78,7 @@ def _matches(meta: dict, ref: EntryRef) -> bool:
         and _same_path(meta.get("images"), ref.images)
         and extract.get("pool", "avg") == ref.pool
         and extract.get("dtype", "float32") == ref.dtype
+        and extract.get("precision", "float32") == ref.precision
         and meta.get("image_size") == ref.image_size
         and extract.get("backbone_stages") == (sorted(ref.backbone_stages) if isinstance(ref.backbone_stages, tuple)
                                                else ref.backbone_stages)

@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--thumb-size", type=int, default=None,
                    help="thumbnail side stored per row, 8-256 px, 0 for none (default: by the rows selected, "
                         "48 up to 20,000, 32 up to 100,000, 16 beyond)")
+    g.add_argument("--precision", choices=["float32", "bfloat16", "float16"], default="float32",
+                   help="how the model computes: autocast to bfloat16 (CPU, recent GPUs) or float16 (GPU)")
     g.add_argument("--allow-partial-checkpoint", action="store_true",
                    help="use a checkpoint that leaves some model weights unloaded (the entry records how many)")
     g.add_argument("--trust-checkpoint", action="store_true",
@@ -222,7 +224,7 @@ def run(argv: list[str], *, show_progress: bool = True) -> RunResult:
                             max_num_class=parse_limit(args.max_num_class, "--max-num-class"),
                             max_num_samples=parse_limit(args.max_num_samples, "--max-num-samples"),
                             device=args.device, batch_size=args.batch_size, image_size=args.image_size,
-                            thumb_size=args.thumb_size,
+                            thumb_size=args.thumb_size, precision=args.precision,
                             backbone_stages=parse_backbone_stages(args.backbone_stages),
                             allow_partial_checkpoint=args.allow_partial_checkpoint,
                             trust_checkpoint=args.trust_checkpoint, launcher=args.launcher).validate()

@@ -438,13 +438,14 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
     from ..errors import ConfigError
     from .checkpoint import apply_checkpoint
     from ..stages import network_order
-    from .model import (StageReader, build_dataset, build_model, dataset_labels_and_classes,
+    from .model import (Precision, StageReader, build_dataset, build_model, dataset_labels_and_classes,
                         identical_stages, pick_device, sample_ids, thumbnails)
 
     key = info.key
     cfg = info.loaded.cfg
     ranks = ranks or distributed.Ranks()
     device = ranks.place(pick_device(params.device))
+    precision = Precision(params.precision, device)  # a device that cannot: one line before any work
     dataset = build_dataset(cfg)
     labels, class_names = dataset_labels_and_classes(dataset)
     indices, _ = params.selection.rows(labels, len(class_names))
@@ -468,6 +469,7 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
         ckpt_classes = ((loaded.get("meta") or {}).get("dataset_meta") or {}).get("classes")
         if loaded["missing"] or loaded["shape_mismatch"]:
             partial = {k: loaded[k] for k in ("weights", "matched", "missing", "shape_mismatch", "unexpected")}
+    model = precision.model(model)
     reader = StageReader(model, params.vis_stage, params.pool)
     dp = model.data_preprocessor
     bgr = bool(getattr(dp, "to_rgb", False) or getattr(dp, "_channel_conversion", False))
@@ -580,7 +582,8 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
                                            + " and ".join("x".join(map(str, sh)) for sh in shapes[:2]) + ")",
                                            SIZE_HINT)
                     data = dp(data, False)
-                    out = reader(data["inputs"])
+                    with precision.autocast():
+                        out = reader(precision.inputs(data["inputs"]))
                     batch = {s: t.float().cpu().numpy() for s, t in out.items()}
                     if dtype == np.float16:
                         _float16_check(batch)

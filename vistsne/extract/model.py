@@ -377,3 +377,48 @@ def thumbnails(inputs, size: int, bgr: bool):
     top, left = (size - nh) // 2, (size - nw) // 2
     out[:, :, top:top + nh, left:left + nw] = x
     return out.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+class Precision:
+    """How the model computes: ``float32`` as built, or autocast to ``bfloat16`` / ``float16``.
+
+    Reduced precision also puts the model and its 4-D inputs in channels-last
+    layout, where oneDNN's (CPU) and cuDNN's (GPU) low-precision convolutions are
+    fastest. ``float32`` changes nothing, so its features stay bit for bit those
+    of every earlier run. Measured in the README (extraction, ``--precision``).
+    """
+
+    def __init__(self, precision: str, device: str):
+        import torch
+
+        self.name = precision
+        self.device_type = "cuda" if str(device).startswith("cuda") else "cpu"
+        if precision == "float16" and self.device_type == "cpu":
+            raise ParamError("--precision float16 needs a CUDA device; float16 on the CPU is slower than float32",
+                             "use --precision bfloat16 on the CPU")
+        if precision == "bfloat16" and self.device_type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ParamError(f"{device} has no bfloat16 support", "use --precision float16 on this GPU")
+        self.dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(precision)
+
+    def model(self, model):
+        """``model`` laid out for this precision (channels-last when reduced)."""
+        import torch
+
+        return model if self.dtype is None else model.to(memory_format=torch.channels_last)
+
+    def inputs(self, x):
+        import torch
+
+        if self.dtype is None or getattr(x, "ndim", 0) != 4:
+            return x
+        return x.contiguous(memory_format=torch.channels_last)
+
+    def autocast(self):
+        """The context the forward pass runs in."""
+        import contextlib
+
+        import torch
+
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)

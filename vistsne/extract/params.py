@@ -10,6 +10,8 @@ from ..selection import DEFAULT_MAX_NUM_CLASS, DEFAULT_MAX_NUM_SAMPLES, RowSelec
 VIS_STAGES = ("backbone", "neck", "pre_logits", "all")
 POOLS = ("avg", "cls")
 DTYPES = ("float32", "float16")
+#: how the model computes (autocast), apart from how the features are stored (``dtype``)
+PRECISIONS = ("float32", "bfloat16", "float16")
 LAUNCHERS = ("none", "pytorch", "slurm")  # as vistsne.extract.distributed (which imports torch lazily)
 
 
@@ -61,6 +63,7 @@ class ExtractParams:
     num_workers: int | None = None     # None: the config's
     pool: str = "avg"
     dtype: str = "float32"
+    precision: str = "float32"         # float32, or autocast to bfloat16 / float16 (channels-last convolutions)
     trust_checkpoint: bool = False
     allow_partial_checkpoint: bool = False  # use a checkpoint that leaves model weights unloaded
     image_size: int | None = None      # resize every image to this square size (a Resize in the pipeline)
@@ -78,6 +81,8 @@ class ExtractParams:
             raise ParamError(f"unknown --pool {self.pool!r}", "choose avg or cls")
         if self.dtype not in DTYPES:
             raise ParamError(f"unknown --dtype {self.dtype!r}", "choose float32 or float16")
+        if self.precision not in PRECISIONS:
+            raise ParamError(f"unknown --precision {self.precision!r}", f"choose from {', '.join(PRECISIONS)}")
         self.selection.validate()
         if self.batch_size is not None and self.batch_size < 1:
             raise ParamError("--batch-size must be at least 1", "pass a positive number")
@@ -116,6 +121,8 @@ class ExtractParams:
         out = {"pool": self.pool, "dtype": self.dtype,
                "thumb_size": None if self.thumb_size is None else int(self.thumb_size),
                "init_seed": self.init_seed if self.checkpoint is None else None}
+        if self.precision != "float32":  # absent when float32: keys of entries made before it stay the same
+            out["precision"] = self.precision
         if self.backbone_stages is not None:  # absent when unset: keys of entries made without it stay the same
             out["backbone_stages"] = self.backbone_stages if self.backbone_stages == "all" \
                 else sorted(int(i) for i in self.backbone_stages)

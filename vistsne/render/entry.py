@@ -174,8 +174,23 @@ def _title(meta: dict, info: EmbeddingInfo) -> str:
     extra = f", {p.get('n_components')}-D" if p.get("n_components", 2) != 2 else ""
     acc = m.get("knn_acc_map")
     acc_s = f"10-NN acc {acc:.3f}" if isinstance(acc, (int, float)) else "10-NN acc n/a"
-    return (f"{meta.get('config_name', 'config')} | {ckpt} | {shown_stage(info)} | perplexity {_num(p.get('perplexity'))}, "
-            f"seed {p.get('seed')}{extra} | {acc_s}")
+    phrases = [meta.get("config_name", "config"), ckpt, shown_stage(info),
+               f"perplexity {_num(p.get('perplexity'))}, seed {p.get('seed')}{extra}"]
+    sub = _subsample_note(info)
+    if sub:  # a --subsample map: how many rows were optimised, how many placed, and both accuracies
+        phrases.append(sub)
+        placed = m.get("knn_acc_placed")
+        if isinstance(placed, (int, float)):
+            acc_s += f" ({placed:.3f} placed)"
+    return " | ".join(phrases + [acc_s])
+
+
+def _subsample_note(info: EmbeddingInfo) -> str:
+    """``20,000 embedded, 80,000 placed`` for a ``--subsample`` map ("" for a map of every row)."""
+    r = info.attrs.get("resolved") or {}
+    if not r.get("subsample") or not r.get("placed"):
+        return ""
+    return f"{int(r['subsample']):,} embedded, {int(r['placed']):,} placed"
 
 
 def _caption(info: EmbeddingInfo) -> str:
@@ -185,7 +200,9 @@ def _caption(info: EmbeddingInfo) -> str:
         v = m.get(k)
         return f"{v:.3f}" if isinstance(v, (int, float)) else "n/a"
 
-    return (f"p{_num(p.get('perplexity'))} s{p.get('seed')} n={info.attrs.get('rows')} | "
+    sub = _subsample_note(info)
+    return (f"p{_num(p.get('perplexity'))} s{p.get('seed')} n={info.attrs.get('rows')}"
+            + (f" ({sub})" if sub else "") + " | "
             f"knn {f('knn_acc_map')} (feat {f('knn_acc_features')}) | trust {f('trustworthiness')} | "
             f"KL {f('kl_divergence')}")
 
