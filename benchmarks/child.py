@@ -3,7 +3,7 @@
 ``JOB.json`` holds ``{"job": name, "args": {...}, "out": path}``; the job's
 result (a JSON-able dict) is written to ``out``. Each job imports what it needs
 *before* its clock starts, so interpreter start and imports never count; where
-peak memory is reported it is this process's own (``ru_maxrss``).
+peak memory is reported it is this process's own (``VmHWM``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import resource
 import sys
 import time
 import warnings
@@ -32,7 +31,10 @@ from benchmarks.profstats import profile_summary  # noqa: E402  (after the sys.p
 
 
 def maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """This child's own peak RSS (``VmHWM``; see :func:`benchmarks.common.peak_rss_mb`)."""
+    from benchmarks.common import peak_rss_mb
+
+    return peak_rss_mb()
 
 
 def rss_mb() -> float:
@@ -423,7 +425,7 @@ def job_extract_pair(args):
     import vistsne.extract.digits  # noqa: F401
     from vistsne.extract import ExtractParams, entry_key, extract_entry
     from vistsne.extract.checkpoint import apply_checkpoint
-    from vistsne.extract.model import build_model
+    from vistsne.extract.model import Precision, build_model
     from vistsne.store import Store
 
     _quiet()
@@ -452,14 +454,16 @@ def job_extract_pair(args):
     model = build_model(cfg, "cpu", params.init_seed)
     if info.checkpoint_path is not None:
         apply_checkpoint(model, info.checkpoint_path, params.trust_checkpoint)
+    precision = Precision(params.precision, "cpu")  # the ceiling computes as vistsne does
+    model = precision.model(model)
     bs = params.batch_size or int(cfg.test_dataloader.get("batch_size", 32))
     t0 = time.perf_counter()
     _, raw = _prebatched(cfg, res.rows, bs)
     with torch.inference_mode():
-        batches = [model.data_preprocessor(b, False)["inputs"] for b in raw]
+        batches = [precision.inputs(model.data_preprocessor(b, False)["inputs"]) for b in raw]
     out["bare_prepare_seconds"] = time.perf_counter() - t0
     del raw
-    with torch.inference_mode():
+    with torch.inference_mode(), precision.autocast():
         t0 = time.perf_counter()
         model.extract_feat(batches[0])  # warm-up, not in bare_seconds
         out["bare_warmup_seconds"] = time.perf_counter() - t0

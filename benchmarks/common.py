@@ -161,9 +161,43 @@ class ChildResult:
     result: dict | None = None
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak RSS: ``VmHWM`` of its address space. ``ru_maxrss`` would not do: on
+    Linux it is kept over ``exec``, so a child reports at least its forked parent's resident size."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _watch_hwm(pid: int, hwm: list, done: threading.Event) -> None:
+    """Keep ``hwm[0]``: process ``pid``'s ``VmHWM`` (MB), read every 50 ms until ``done``."""
+    path = f"/proc/{pid}/status"
+    first = True
+    while first or not done.wait(0.05):
+        first = False
+        try:
+            with open(path) as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        hwm[0] = max(hwm[0], int(line.split()[1]) / 1024.0)
+                        break
+        except (OSError, ValueError):
+            pass
+
+
 def run_process(cmd: Sequence[str], *, env: dict | None = None, cwd: str | Path = ROOT,
                 timeout: float | None = None, check: bool = True, stream: bool = False) -> ChildResult:
-    """Run ``cmd`` as a child; its wall time and its own peak RSS (``os.wait4``).
+    """Run ``cmd`` as a child; its wall time and its own peak RSS.
+
+    The peak is the child's ``VmHWM``, read every 50 ms while it runs (it only grows, so the last
+    read is the peak up to 50 ms before the end): ``os.wait4``'s ``ru_maxrss`` is kept over
+    ``exec``, so it would be at least this process's size. ``ru_maxrss`` only when nothing was read.
 
     ``stream``: let the child write to this terminal (progress bars) instead
     of capturing its output.
@@ -179,16 +213,22 @@ def run_process(cmd: Sequence[str], *, env: dict | None = None, cwd: str | Path 
         if timeout:
             timer = threading.Timer(timeout, proc.kill)
             timer.start()
+        hwm = [0.0]
+        done = threading.Event()
+        watch = threading.Thread(target=_watch_hwm, args=(proc.pid, hwm, done), daemon=True)
+        watch.start()
         try:
             _, status, ru = os.wait4(proc.pid, 0)
         finally:
+            done.set()
             if timer:
                 timer.cancel()
+        watch.join()
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        res = ChildResult(proc.returncode, wall, ru.ru_maxrss / 1024.0, out.read(), err.read())
+        res = ChildResult(proc.returncode, wall, hwm[0] or ru.ru_maxrss / 1024.0, out.read(), err.read())
     if check and res.returncode != 0:
         tail = "\n".join((res.stderr or res.stdout).strip().splitlines()[-25:])
         raise RuntimeError(f"command failed ({res.returncode}): {' '.join(map(str, cmd))}\n{tail}")

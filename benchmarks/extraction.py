@@ -13,7 +13,9 @@ right after the extract call (before the bare loop builds anything).
 Models: the demo ResNet-18-CIFAR at 32 px with the demo checkpoint over
 digits expanded to N images; a ResNet-50 at 224 px
 (``mmpretrain::resnet/resnet50_8xb32_in1k.py``, random init, no download)
-over ``--images`` pointing at digit PNGs written by the bench.
+over ``--images`` pointing at digit PNGs written by the bench; and the ResNet-18 again with
+``--precision bfloat16`` (autocast, channels-last; its bare loop runs the same way), whose row
+also gives its images/s over the float32 row's, repetition by repetition.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ def _models(ctx: Context) -> list[dict]:
          "params": dict(config=DEMO_CONFIG, checkpoint=ctx.checkpoint,
                         cfg_options=[ctx.expand_option(mode.extract_r18_n)], vis_stage="all",
                         max_num_class=10, max_num_samples=10**6, device="cpu")},
+        {"name": "ResNet-18-CIFAR, 32 px, demo checkpoint, --precision bfloat16", "key": "resnet18_32px_bf16",
+         "n": mode.extract_r18_n, "over": "resnet18_32px",
+         "params": dict(config=DEMO_CONFIG, checkpoint=ctx.checkpoint,
+                        cfg_options=[ctx.expand_option(mode.extract_r18_n)], vis_stage="all",
+                        max_num_class=10, max_num_samples=10**6, device="cpu", precision="bfloat16")},
         {"name": "ResNet-50, 224 px, random init", "key": "resnet50_224px", "n": mode.extract_r50_n,
          "params": dict(config=R50_CONFIG, checkpoint=None, images=str(png_dir), vis_stage="all",
                         max_num_class=10, max_num_samples=10**6, device="cpu"),
@@ -62,6 +69,7 @@ def _models(ctx: Context) -> list[dict]:
 def run(ctx: Context) -> dict:
     mode = ctx.mode
     out = []
+    ips_of = {}
     for i, spec in enumerate(_models(ctx)):
         v_ips, b_ips, v_s, b_s, rss, threads, warm = [], [], [], [], [], None, []
         extra = {}
@@ -101,6 +109,11 @@ def run(ctx: Context) -> dict:
                "target": TARGET, "profile": (prof or {}).get("profile"),
                "profile_run_seconds": (prof or {}).get("vistsne_seconds")}
         row["met"] = bool(row["ratio"]["median"] >= TARGET)
+        ips_of[spec["key"]] = v_ips
+        if spec.get("over") in ips_of:  # the same extraction in float32, measured in this run
+            row["speedup_over"] = {"key": spec["over"], "ratio": ratios(v_ips, ips_of[spec["over"]])}
+            say(f"extract {spec['key']}: {fmt_stat(row['speedup_over']['ratio'], 2)}x the images/s of "
+                f"{spec['over']}")
         say(f"extract {spec['key']}: vistsne/bare {fmt_stat(row['ratio'], 3)} (target >= {TARGET}: "
             f"{'met' if row['met'] else 'MISSED'})")
         out.append(row)

@@ -77,7 +77,9 @@ def summary_rows(R: dict) -> list[list[str]]:
             more = f" ({r['reps']} repetitions)" if r.get("reps", reps) != reps else ""
             rows.append(["3", f"Extraction, {r['model']}, {_n(r['rows'])} images: vistsne / bare-loop images/s{more}",
                          f"{fmt_stat(r['ratio'], 3)} ({fmt_stat(r['vistsne_ips'], 1)} vs "
-                         f"{fmt_stat(r['bare_ips'], 1)} img/s)", f">= {r['target']}", _status(r["met"])])
+                         f"{fmt_stat(r['bare_ips'], 1)} img/s)"
+                         + (f"; {fmt_stat(r['speedup_over']['ratio'], 2)}x the images/s of float32"
+                            if r.get("speedup_over") else ""), f">= {r['target']}", _status(r["met"])])
     ch = res.get("cache_hit")
     if ch:
         rows.append(["4", "Cache hit: `vistsne extract` on a complete entry, whole process",
@@ -161,6 +163,59 @@ def scale_rows(R: dict) -> list[list[str]]:
                                                                          "(up to 100,000)", _status(ok)])
     se = res.get("scale_embed")
     rows += _skipped("Scale, embed", se)
+    if se and "embed" in se:
+        rows += scale_embed_rows(se)
+    return rows
+
+
+#: issue 16's embed targets: (most rows, seconds, peak RSS MB or None)
+EMBED_TARGETS = {70_000: (120, None), 1_000_000: (1800, 8192)}
+
+
+def scale_embed_rows(se: dict) -> list[list[str]]:
+    """Rows of scale_embed: the embeds by N, the subsample, the backend tables, before/after."""
+    rows = []
+    for e in se["embed"]:
+        if "error" in e:
+            rows.append(["14", f"Scale, embed of {_n(e['n'])} rows: failed", e["error"][-200:], "—", "MISSED"])
+            continue
+        m = e.get("metrics", {})
+        tgt = EMBED_TARGETS.get(e["n"])
+        ok = None if tgt is None else (e["wall_s"] <= tgt[0] and (tgt[1] is None or e["peak_rss_mb"] <= tgt[1]))
+        rows.append(["14", f"Scale, embed of {_n(e['n'])} x 512 real rows ({se['n_iter']} iterations, "
+                           f"{e.get('resolved', {}).get('knn_method', '?')} kNN, {se['n_jobs']} cores): wall, peak RSS, "
+                           "map 10-NN accuracy",
+                     f"{e['wall_s']:.0f} s, {e['peak_rss_mb']:,.0f} MB, {m.get('knn_acc_map', float('nan')):.3f}",
+                     "—" if tgt is None else f"<= {tgt[0]} s" + (f", <= {tgt[1]:,} MB" if tgt[1] else ""),
+                     _status(ok)])
+    sub = se.get("subsample")
+    if sub and "wall_s" in sub:
+        m = sub.get("metrics", {})
+        rows.append(["14", f"Scale, `--subsample {_n(sub['subsample'])}` + transform over {_n(sub['n'])} rows: wall, "
+                           "peak RSS, 10-NN accuracy subsample / placed",
+                     f"{sub['wall_s']:.0f} s, {sub['peak_rss_mb']:,.0f} MB, {m.get('knn_acc_subsample', float('nan')):.3f}"
+                     f" / {m.get('knn_acc_placed', float('nan')):.3f}", "(reported)", "—"])
+    bk = se.get("backends") or {}
+    for t in bk.get("tables", []):
+        cells = []
+        for r in t["table"]:
+            if "error" in r:
+                cells.append(f"{r['backend']} {r['error'][:40]}")
+            else:
+                d = r.get("map_knn_acc_minus_exact")
+                cells.append(f"{r['backend']} {r['seconds']:.0f} s, {r['peak_rss_mb']:,.0f} MB, recall "
+                             f"{r['recall_at_k']:.3f}" + ("" if d is None else f", map {d:+.3f}"))
+        worst = [abs(r["map_knn_acc_minus_exact"]) for r in t["table"] if r.get("map_knn_acc_minus_exact") is not None
+                 and r["backend"] == "hnsw"]
+        rows.append(["14", f"Scale, kNN graph of {_n(t['n'])} rows (k = {se['k']}, PCA {se['pca_dims']}): seconds, peak "
+                           "RSS, recall@k; map 10-NN accuracy on a 20,000 sample minus the exact graph's",
+                     "; ".join(cells), "hnsw map within 0.01", _status(bool(worst) and worst[0] <= 0.01)
+                     if worst else "—"])
+    ba = se.get("before_after")
+    if ba and ba.get("ratio_after_before"):
+        rows.append(["14", f"Scale, embed of {_n(ba['n'])} rows: wall after / before ({ba['before_commit']})",
+                     f"{ba['ratio_after_before']:.2f} ({ba['after']['wall_s']:.0f} s vs {ba['before']['wall_s']:.0f} s)",
+                     "(reported)", "—"])
     return rows
 
 

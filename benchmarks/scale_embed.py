@@ -2,30 +2,39 @@
 
 ``python benchmarks/scale_embed.py [--n 100000] [--full] [--store PATH]`` prints one JSON document.
 
-The features are real: the demo config over the digits test split expanded by augmentation
-(``test_dataloader.dataset.expand=110000``), through the demo checkpoint, stage ``pre_logits``
-(512-d), extracted once into ``benchmarks/.cache/scale_store.zarr`` (git-ignored)::
+The features are real: the demo config over the digits test split expanded by augmentation to
+1.1 million images at 24 x 24 px (``expand=1100000 image_size=24``: 0.89 feature 10-NN accuracy,
+against 0.95 at the trained 32 px, for 2.4x the images/s), through the demo checkpoint in
+bfloat16, stage ``pre_logits`` (512-d), 100,000 a class, extracted once into
+``benchmarks/.cache/scale_store.zarr`` (git-ignored; about 45 min on the 2-core bench machine)::
 
-    vistsne extract configs/digits_resnet18.py --checkpoint work_dirs/demo/digits_resnet18.pth \\
-        --cfg-options test_dataloader.dataset.expand=110000 --vis-stage pre_logits \\
-        --max-num-class 10 --max-num-samples 10000 --device cpu --store benchmarks/.cache/scale_store.zarr
+    vistsne extract configs/digits_resnet18.py --checkpoint work_dirs/demo/digits_resnet18.pth \
+        --cfg-options test_dataloader.dataset.expand=1100000 test_dataloader.dataset.image_size=24 \
+        --vis-stage pre_logits --max-num-class 10 --max-num-samples 100000 --batch-size 256 \
+        --thumb-size 16 --precision bfloat16 --device cpu --store benchmarks/.cache/scale_store.zarr
 
-A size N is a class-balanced sample of N of the rows present (every size up to what the store
-holds; larger sizes are reported as missing). Each measurement runs in a child process of its
-own (this file with ``--child``), whose peak RSS is the child's ``ru_maxrss``:
+(the same command resumes an extraction that was stopped). A size N is a class-balanced sample of
+N of the rows present (every size up to what the store holds; larger sizes are reported as
+missing). Each measurement runs in a child process of its own (this file with ``--child``), whose
+peak RSS is the child's own ``VmHWM``:
 
-* ``backends``: the kNN graph (k = 90, perplexity 30) of the N rows after the pipeline's PCA to
-  50 dims (float32), by openTSNE's Annoy, hnswlib, faiss-cpu (``IndexHNSWFlat``) and pynndescent
-  (the last two only when importable, e.g. from ``VISTSNE_BENCH_EXTRA_PATH``; they are not
-  vistsne dependencies): seconds, peak RSS, recall@90 against the exact graph on 2,000 query
-  rows; and the 10-NN accuracy of a t-SNE map (1,000 iterations) of a ``--sample``-row sample
-  (20,000) built on each backend's graph beside the map of the exact graph.
 * ``embed``: ``embed_many`` of the working tree at each N (70,000, 100,000; 250,000 and
-  1,000,000 with ``--full``): wall and peak RSS.
-* ``before_after``: the same at 70,000 (or the largest N held) by the commit this work started
+  1,000,000 with ``--full``): wall and peak RSS, the map's metrics, each phase's seconds.
+* ``subsample``: ``--subsample`` (``--subsample-n``: 20,000; 100,000 with ``--full``) plus
+  transform at the largest N: wall, peak RSS, the subsample's and the placed rows' 10-NN accuracy.
+* ``backends``: the kNN graph (k = 90, perplexity 30) of the N rows (the largest held; with
+  ``--full`` 100,000 too) after the pipeline's PCA to 50 dims (float32), by openTSNE's Annoy,
+  hnswlib, faiss-cpu (``IndexHNSWFlat``) and pynndescent (the last two only when importable, e.g.
+  from ``VISTSNE_BENCH_EXTRA_PATH``; they are not vistsne dependencies): seconds, peak RSS,
+  recall@90 against the exact graph on 2,000 query rows; and the 10-NN accuracy of a t-SNE map
+  (1,000 iterations) of a ``--sample``-row sample (20,000) built on each backend's graph beside the
+  map of the exact graph.
+* ``before_after``: the embed at 70,000 (or the largest N held) by the commit this work started
   from (a git worktree, as ``benchmarks/seams.py`` does) and by the working tree.
-* ``subsample``: ``--subsample`` (``--subsample-n``, 20,000) plus transform at the largest N:
-  wall, peak RSS, the subsample's and the placed rows' 10-NN accuracy.
+
+Each step's result is kept in ``benchmarks/.cache/scale_embed_steps.json`` under the commit, the
+entry and its rows (:class:`Steps`): a run that stops resumes where it stopped, so the hours of a
+full run may be spread over several; a tree with uncommitted changes keeps nothing.
 
 ``run(ctx)`` runs it from ``make bench`` with the bench context (its ``n_jobs``).
 """
@@ -35,7 +44,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -60,24 +68,13 @@ PCA_DIMS = 50
 RECALL_QUERIES = 2000
 SIZES = (70_000, 100_000)
 FULL_SIZES = (250_000, 1_000_000)
+#: each step's result, for a later run at the same commit (see :class:`Steps`); git-ignored with the cache
+STEPS = CACHE / "scale_embed_steps.json"
 
 
 def _ee(n_iter: int) -> int:
     """The early-exaggeration phase: the default 250 of 1,000 iterations, a quarter of fewer."""
     return 250 if n_iter >= 1000 else max(1, n_iter // 4)
-
-
-def _maxrss_mb() -> float:
-    """This process's own peak RSS: ``VmHWM`` of its address space. (``ru_maxrss`` would not do: on
-    Linux it carries the forked parent's resident size over ``exec``, so every child would report at
-    least the parent's size.)"""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 # ------------------------------------------------------------------ children
@@ -215,7 +212,9 @@ def _child_main(spec_path: str) -> None:
     warnings.filterwarnings("ignore")
     spec = json.loads(Path(spec_path).read_text())
     out = JOBS[spec["job"]](spec["args"])
-    out["child_maxrss_mb"] = _maxrss_mb()
+    from benchmarks.common import peak_rss_mb
+
+    out["child_maxrss_mb"] = peak_rss_mb()
     Path(spec["out"]).write_text(json.dumps(out))
 
 
@@ -238,6 +237,10 @@ def _child(job: str, args: dict, *, env: dict | None = None, timeout: float = 36
             return {"error": f"exit {res.returncode}: {tail}", "wall_s": res.wall, "peak_rss_mb": res.maxrss_mb}
         doc = json.loads(out.read_text())
         doc["wall_s"] = res.wall
+        # the library's own phase lines ("kNN graph ... done in 12.3s"): where the time went
+        phases = [ln.strip() for ln in (res.stderr or "").replace("\r", "\n").splitlines() if ": done in " in ln]
+        if phases:
+            doc["phases"] = phases
         doc["peak_rss_mb"] = doc.pop("child_maxrss_mb")  # the child's own VmHWM (see _maxrss_mb)
         return doc
 
@@ -274,92 +277,142 @@ def _before_tree(work: Path) -> Path:
     return path
 
 
+def _head() -> str:
+    """The commit the working tree is at (``+dirty`` with uncommitted changes to vistsne/ or this file)."""
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "vistsne", "benchmarks/scale_embed.py"],
+                           capture_output=True, text=True).stdout.strip()
+    return head + ("+dirty" if dirty else "")
+
+
+class Steps:
+    """Each measurement's result, kept in ``path`` (JSON) under a key naming the step, the store's
+    entry and rows, and the commit: a run that stops (killed, out of time) resumes where it stopped,
+    and a later run at the same commit reuses what is there. Failed steps are not kept. A dirty tree
+    keeps nothing (its code cannot be named)."""
+
+    def __init__(self, path: Path | None, tag: str):
+        self.path, self.tag = path, tag
+        self.keep = path is not None and not tag.endswith("+dirty")
+        self.done = json.loads(path.read_text()) if self.keep and path.exists() else {}
+
+    def run(self, name: str, fn):
+        key = f"{self.tag} {name}"
+        if key in self.done:
+            say(f"{name}: kept from an earlier run at this commit")
+            return self.done[key]
+        out = fn()
+        if self.keep and "error" not in out:
+            self.done[key] = out
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.done, indent=1))
+            os.replace(tmp, self.path)
+        return out
+
+
 def measure(n_max: int, *, full: bool = False, store: Path = STORE, sample: int = 20000, n_iter: int = 1000,
             n_jobs: int = 2, subsample_n: int = 20000, backends=("annoy", "hnsw", "faiss", "pynndescent"),
             map_backends=("exact", "annoy", "hnsw", "faiss"), before: bool = True,
-            partial: Path | None = None) -> dict:
-    """Every measurement; ``partial``: a file that holds the document as it grows (each step's result)."""
-    sizes = [s for s in (*SIZES, *(FULL_SIZES if full else ())) if s <= n_max] or [n_max]
+            partial: Path | None = None, sizes: list[int] | None = None,
+            backend_sizes: list[int] | None = None, steps: Path | None = None) -> dict:
+    """Every measurement; ``partial``: a file that holds the document as it grows (each step's result);
+    ``steps``: a file that keeps each step's result for a later run at the same commit (:class:`Steps`).
+
+    ``sizes``: the embed sizes (default 70,000 and 100,000; with ``full`` also 250,000 and 1,000,000);
+    ``backend_sizes``: the N of the backend table (default: the largest N held up to ``n_max``, and
+    100,000 beside it with ``full``). The order puts the embeds first: they are the targets."""
+    sizes = [s for s in (sizes or (*SIZES, *(FULL_SIZES if full else ()))) if s <= n_max] or [n_max]
     dest = CACHE / "scale"
     dest.mkdir(parents=True, exist_ok=True)
-    feats = features(store, [*sizes, n_max, sample], dest)
+    feats = features(store, [*sizes, n_max, sample, *(backend_sizes or ()), 100_000], dest)
     held = feats["rows_present"]
     have = {n: p for n, p in feats["paths"].items()}
     n_top = max([n for n in have if n <= n_max], default=None)
     if n_top is None or n_top < n_max:  # the store holds fewer rows: measure at what it holds
         n_top = min(n_max, held)
         have.update(features(store, [n_top], dest)["paths"])
-    say(f"features: {held} rows of {STAGE} held; backend table at N={n_top}")
-    doc: dict = {}
+    b_sizes = sorted({n for n in (backend_sizes or ([100_000, n_top] if full else [n_top])) if n in have})
+    say(f"features: {held} rows of {STAGE} held; backend table at N={', '.join(map(str, b_sizes))}")
+    done = Steps(steps, f"{_head()} {feats['entry'][:12]} {held}")
 
     def save():
         if partial is not None:
             partial.write_text(json.dumps(doc, indent=1))
 
-    doc = {"store_rows": held, "entry": feats["entry"], "stage": STAGE, "n_jobs": n_jobs, "k": K,
+    doc: dict = {"store_rows": held, "entry": feats["entry"], "stage": STAGE, "n_jobs": n_jobs, "k": K,
                  "pca_dims": PCA_DIMS, "n_iter": n_iter, "missing_sizes": [s for s in sizes if s > held]}
 
     with tempfile.TemporaryDirectory(prefix="scale-embed-", dir=CACHE) as tmp:
         tmp = Path(tmp)
-        q = {"exact": str(tmp / "exact.npy"), "queries": str(tmp / "queries.npy")}
-        _child("exact_queries", {"data": have[n_top], **q})
-        table = []
-        doc["backends"] = {"n": n_top, "table": table}
-        for b in backends:
-            say(f"kNN graph: {b} at N={n_top}")
-            row = _child("graph", {"data": have[n_top], "backend": b, "n_jobs": n_jobs, **q}, timeout=1800)
-            row.setdefault("backend", b)
-            table.append(row)
-            save()
-        maps = []
-        doc["backends"]["maps"] = {"n": sample, "rows": maps}
-        if sample in have:
-            for b in map_backends:
-                say(f"map of the {sample}-row sample on the {b} graph")
-                row = _child("map", {"data": have[sample], "backend": b, "n_jobs": n_jobs, "n_iter": n_iter})
-                row.setdefault("backend", b)
-                maps.append(row)
-                save()
-        exact_acc = next((m.get("knn_acc_map") for m in maps if m["backend"] == "exact"), None)
-        for row in table:
-            m = next((m for m in maps if m["backend"] == row["backend"]), {})
-            row["map_knn_acc"] = m.get("knn_acc_map")
-            row["map_knn_acc_minus_exact"] = (m["knn_acc_map"] - exact_acc
-                                              if exact_acc is not None and "knn_acc_map" in m else None)
-        doc["backends"] = {"n": n_top, "table": table, "maps": {"n": sample, "rows": maps,
-                                                                 "exact_knn_acc_map": exact_acc}}
-        save()
-
         embeds = []
         doc["embed"] = embeds
         for n in [s for s in sizes if s in have] or [n_top]:
             say(f"embed (working tree) at N={n}")
-            embeds.append({"n": n, **_child("embed", {"data": have[n], "n_jobs": n_jobs, "n_iter": n_iter})})
+            embeds.append({"n": n, **done.run(f"embed {n} {n_iter}", lambda n=n: _child(
+                "embed", {"data": have[n], "n_jobs": n_jobs, "n_iter": n_iter}, timeout=3 * 3600))})
             save()
-        doc["embed"] = embeds
-        save()
-
-        if before:
-            n_ba = 70_000 if 70_000 in have else n_top
-            tree = _before_tree(tmp)
-            try:
-                say(f"embed before ({BEFORE_COMMIT}) at N={n_ba}")
-                b = _child("embed", {"data": have[n_ba], "n_jobs": n_jobs, "n_iter": n_iter},
-                           env={"VISTSNE_BENCH_TREE": str(tree)})
-            finally:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
-                               capture_output=True, timeout=300)
-            a = next((e for e in embeds if e["n"] == n_ba), None) or {
-                "n": n_ba, **_child("embed", {"data": have[n_ba], "n_jobs": n_jobs, "n_iter": n_iter})}
-            doc["before_after"] = {"n": n_ba, "before_commit": BEFORE_COMMIT, "before": b, "after": a,
-                                   "ratio_after_before": (a.get("wall_s", 0) / b["wall_s"]
-                                                          if b.get("wall_s") and "error" not in b else None)}
 
         if subsample_n < n_top:
             say(f"--subsample {subsample_n} + transform at N={n_top}")
-            doc["subsample"] = {"n": n_top, "subsample": subsample_n,
-                                **_child("embed", {"data": have[n_top], "n_jobs": n_jobs, "n_iter": n_iter,
-                                                   "subsample": subsample_n})}
+            doc["subsample"] = {"n": n_top, "subsample": subsample_n, **done.run(
+                f"subsample {subsample_n} {n_top} {n_iter}", lambda: _child(
+                    "embed", {"data": have[n_top], "n_jobs": n_jobs, "n_iter": n_iter, "subsample": subsample_n},
+                    timeout=3 * 3600))}
+            save()
+
+        maps = []
+        if sample in have:
+            for b in map_backends:
+                say(f"map of the {sample}-row sample on the {b} graph")
+                row = done.run(f"map {b} {sample} {n_iter}", lambda b=b: _child(
+                    "map", {"data": have[sample], "backend": b, "n_jobs": n_jobs, "n_iter": n_iter}))
+                row.setdefault("backend", b)
+                maps.append(row)
+        exact_acc = next((m.get("knn_acc_map") for m in maps if m["backend"] == "exact"), None)
+        tables = []
+        doc["backends"] = {"sizes": b_sizes, "tables": tables,
+                           "maps": {"n": sample, "rows": maps, "exact_knn_acc_map": exact_acc}}
+        for nb in b_sizes:
+            q = {"exact": str(tmp / f"exact{nb}.npy"), "queries": str(tmp / f"queries{nb}.npy")}
+            table = []
+            tables.append({"n": nb, "table": table})
+            for b in backends:
+                say(f"kNN graph: {b} at N={nb}")
+
+                def graph(b=b, nb=nb, q=q):
+                    if not Path(q["exact"]).exists():
+                        _child("exact_queries", {"data": have[nb], **q}, timeout=3600)
+                    return _child("graph", {"data": have[nb], "backend": b, "n_jobs": n_jobs, **q}, timeout=3600)
+
+                row = done.run(f"graph {b} {nb}", graph)
+                row.setdefault("backend", b)
+                m = next((m for m in maps if m["backend"] == b), {})
+                row["map_knn_acc"] = m.get("knn_acc_map")
+                row["map_knn_acc_minus_exact"] = (m["knn_acc_map"] - exact_acc
+                                                  if exact_acc is not None and "knn_acc_map" in m else None)
+                table.append(row)
+                save()
+
+        if before:
+            n_ba = 70_000 if 70_000 in have else n_top
+
+            def before_run():
+                tree = _before_tree(tmp)
+                try:
+                    return _child("embed", {"data": have[n_ba], "n_jobs": n_jobs, "n_iter": n_iter},
+                                  env={"VISTSNE_BENCH_TREE": str(tree)})
+                finally:
+                    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                                   capture_output=True, timeout=300)
+
+            say(f"embed before ({BEFORE_COMMIT}) at N={n_ba}")
+            b = done.run(f"before {BEFORE_COMMIT} {n_ba} {n_iter}", before_run)
+            a = next((e for e in embeds if e["n"] == n_ba), None) or {"n": n_ba, **done.run(
+                f"embed {n_ba} {n_iter}", lambda: _child("embed", {"data": have[n_ba], "n_jobs": n_jobs,
+                                                                   "n_iter": n_iter}))}
+            doc["before_after"] = {"n": n_ba, "before_commit": BEFORE_COMMIT, "before": b, "after": a,
+                                   "ratio_after_before": (a.get("wall_s", 0) / b["wall_s"]
+                                                          if b.get("wall_s") and "error" not in b else None)}
     save()
     return doc
 
@@ -369,7 +422,8 @@ def run(ctx) -> dict:
     full = "full" in getattr(ctx.mode, "name", "")
     if not STORE.exists():
         return {"skipped": f"no scale store at {STORE.relative_to(ROOT)}; see benchmarks/scale_embed.py"}
-    return measure(1_000_000 if full else 100_000, full=full, n_jobs=getattr(ctx, "n_jobs", 2))
+    return measure(1_000_000 if full else 100_000, full=full, n_jobs=getattr(ctx, "n_jobs", 2),
+                   subsample_n=100_000 if full else 20_000, steps=STEPS)
 
 
 def main(argv=None) -> None:
@@ -386,6 +440,9 @@ def main(argv=None) -> None:
     ap.add_argument("--map-backends", default="exact,annoy,hnsw,faiss")
     ap.add_argument("--no-before", action="store_true")
     ap.add_argument("--partial", default=None, help="a file that holds the document as it grows")
+    ap.add_argument("--sizes", default=None, help="comma list of embed sizes (default 70000,100000[,250000,1000000])")
+    ap.add_argument("--backend-sizes", default=None, help="comma list of the backend table's N")
+    ap.add_argument("--steps", default=str(STEPS), help="file keeping each step's result ('' for none)")
     a = ap.parse_args(argv)
     if a.child:
         _child_main(a.child)
@@ -394,7 +451,10 @@ def main(argv=None) -> None:
     doc = measure(a.n, full=a.full, store=Path(a.store), sample=a.sample, n_iter=a.n_iter, n_jobs=a.n_jobs,
                   subsample_n=a.subsample_n, backends=[b for b in a.backends.split(",") if b],
                   map_backends=[b for b in a.map_backends.split(",") if b], before=not a.no_before,
-                  partial=Path(a.partial) if a.partial else None)
+                  partial=Path(a.partial) if a.partial else None,
+                  sizes=[int(x) for x in a.sizes.split(",")] if a.sizes else None,
+                  backend_sizes=[int(x) for x in a.backend_sizes.split(",")] if a.backend_sizes else None,
+                  steps=Path(a.steps) if a.steps else None)
     doc["seconds"] = time.perf_counter() - t0
     print(json.dumps(doc, indent=1))
 
