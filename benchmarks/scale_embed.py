@@ -32,9 +32,10 @@ peak RSS is the child's own ``VmHWM``:
 * ``before_after``: the embed at 70,000 (or the largest N held) by the commit this work started
   from (a git worktree, as ``benchmarks/seams.py`` does) and by the working tree.
 
-Each step's result is kept in ``benchmarks/.cache/scale_embed_steps.json`` under the commit, the
-entry and its rows (:class:`Steps`): a run that stops resumes where it stopped, so the hours of a
-full run may be spread over several; a tree with uncommitted changes keeps nothing.
+Each step's result is kept in ``benchmarks/.cache/scale_embed_steps.json`` under the code
+measured (git's tree hashes of vistsne/ and this file), the entry and its rows (:class:`Steps`):
+a run that stops resumes where it stopped, so the hours of a full run may be spread over
+several; a tree with uncommitted changes there keeps nothing.
 
 ``run(ctx)`` runs it from ``make bench`` with the bench context (its ``n_jobs``).
 """
@@ -278,17 +279,20 @@ def _before_tree(work: Path) -> Path:
 
 
 def _head() -> str:
-    """The commit the working tree is at (``+dirty`` with uncommitted changes to vistsne/ or this file)."""
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "vistsne", "benchmarks/scale_embed.py"],
+    """What the measured code is: git's tree hashes of ``vistsne/`` and this file at HEAD (so commits
+    elsewhere, the README, keep earlier steps), ``+dirty`` with uncommitted changes to either."""
+    paths = ("vistsne", "benchmarks/scale_embed.py")
+    trees = [subprocess.run(["git", "-C", str(ROOT), "rev-parse", f"HEAD:{p}"], capture_output=True,
+                            text=True).stdout.strip()[:12] for p in paths]
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", *paths],
                            capture_output=True, text=True).stdout.strip()
-    return head + ("+dirty" if dirty else "")
+    return "/".join(trees) + ("+dirty" if dirty else "")
 
 
 class Steps:
     """Each measurement's result, kept in ``path`` (JSON) under a key naming the step, the store's
-    entry and rows, and the commit: a run that stops (killed, out of time) resumes where it stopped,
-    and a later run at the same commit reuses what is there. Failed steps are not kept. A dirty tree
+    entry and rows, and the code (:func:`_head`): a run that stops (killed, out of time) resumes where
+    it stopped, and a later run of the same code reuses what is there. Failed steps are not kept. A dirty tree
     keeps nothing (its code cannot be named)."""
 
     def __init__(self, path: Path | None, tag: str):
