@@ -181,3 +181,35 @@ def test_sampled_feature_accuracy_estimates_the_full_one():
     assert sampled_knn_accuracy(X, y, np.arange(len(X))) == pytest.approx(full, abs=0.002)
     rows = np.sort(np.random.default_rng(0).choice(len(X), 400, replace=False))
     assert abs(sampled_knn_accuracy(X, y, rows) - full) < 0.03
+
+
+def test_fft_grid_is_capped_by_widening_the_boxes(monkeypatch):
+    """Past FFT_MAX_BOXES boxes a side the boxes widen (openTSNE's ints_in_interval), set again every
+    GRID_EVERY iterations from the span; the cap is in the resolved values (the key); the map stays sane."""
+    from openTSNE import TSNEEmbedding
+
+    from vistsne.embed.tsne import GRID_EVERY, fft_interval
+
+    assert fft_interval(np.array([[0.0, 0.0], [40.0, 10.0]]), 150) == 1.0  # narrow: openTSNE's own grid
+    assert fft_interval(np.array([[0.0, 0.0], [600.0, 10.0]]), 150) == 4.0
+    X, y = _digits(1200)
+    widths = []
+    real = TSNEEmbedding.optimize
+
+    def recording(self, *args, **kw):
+        widths.append(kw.get("ints_in_interval"))
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(TSNEEmbedding, "optimize", recording)
+    plain = next(embed_many(X, y, [EmbedParams(method="fft", **FAST)], n_jobs=2, progress=False))
+    assert plain.resolved["fft_max_boxes"] == eparams.FFT_MAX_BOXES
+    assert set(widths) == {1.0}  # 1,200 rows never span 150 units: openTSNE's grid throughout
+    assert len(widths) == FAST["n_iter"] // GRID_EVERY
+    widths.clear()
+    monkeypatch.setattr(eparams, "FFT_MAX_BOXES", 4)
+    capped = next(embed_many(X, y, [EmbedParams(method="fft", **FAST)], n_jobs=2, progress=False))
+    assert capped.resolved["fft_max_boxes"] == 4 and capped.n_iter_run == FAST["n_iter"]
+    assert widths[0] == 1.0 and max(widths) > 1.0  # the map grew past 4 units: wider boxes
+    assert capped.metrics["knn_acc_map"] > plain.metrics["knn_acc_map"] - 0.05
+    bh = resolve(EmbedParams(method="bh"), 1200, 64)
+    assert "fft_max_boxes" not in bh  # Barnes-Hut maps keep their keys

@@ -69,6 +69,15 @@ PLACEMENT = "opentsne-transform"
 #: features, PCA and exact search instead of float64), so that no stale map is served.
 ENGINE_VERSION = 3
 
+#: The FFT gradient's grid: openTSNE lays one interpolation box per unit of the map's span (at least
+#: 50 a side), so the grid, and the FFTs over it, grow with the square of the span, and a map's span
+#: grows with its rows: past a few tens of thousands of rows the FFTs cost more than everything
+#: else. vistsne widens the boxes (openTSNE's ``ints_in_interval``) so that there are at most this
+#: many a side, set again every :data:`~vistsne.embed.tsne.GRID_EVERY` iterations from the span;
+#: maps that stay narrower are computed exactly as openTSNE does. Chosen by measurement (README,
+#: "Scale as measured"). It enters the resolved values, so the key, of every FFT map.
+FFT_MAX_BOXES = 250
+
 INITS = ("pca", "spectral", "random")
 #: How a map of a compared entry was aligned ("": an ordinary, independent map).
 #: chain / reference: optimised from the coordinates of the map ``align_from``,
@@ -373,6 +382,7 @@ def resolve(params: EmbedParams, n_samples: int, n_features: int) -> dict:
         "pca_dims_clamped": bool(clamped),
         "k_neighbors": int(max(1, min(n_samples - 1, int(3 * p.perplexity)))),
         "knn_method": "exact" if exact else APPROX_KNN,
+        **({"fft_max_boxes": FFT_MAX_BOXES} if method == "fft" else {}),
         **({"subsample": n_samples, "placed": n_total - n_samples, "placement": PLACEMENT}
            if p.subsample else {}),
     }

@@ -69,6 +69,9 @@ MIN_GRAPH_K = 30
 CHECK_EVERY = 50
 #: With a progress bar, the bar moves every this many iterations.
 PROGRESS_EVERY = 10
+#: The FFT gradient's boxes are sized again from the map's span every this many iterations
+#: (a multiple of :data:`CHECK_EVERY` and :data:`PROGRESS_EVERY`; see ``FFT_MAX_BOXES``).
+GRID_EVERY = 50
 #: Neighbours per row kept from the kNN graph for later use (suspects, the page's pinned neighbours).
 KEEP_NEIGHBORS = 10
 
@@ -326,6 +329,10 @@ class _PhaseMonitor:
             return True
         return False
 
+    def offset(self, done: int):
+        """This monitor as the callback of a call that starts ``done`` iterations into the phase."""
+        return lambda iteration, error, embedding: self(done + iteration, error, embedding)
+
     def finish(self, n_iter: int) -> int:
         """Iterations this phase ran; moves the bar to the end of the phase."""
         ran = self.stopped_at if self.stopped_at is not None else n_iter
@@ -370,22 +377,39 @@ def _optimize(init: np.ndarray, P: Any, params: EmbedParams, resolved: dict, n_j
         (params.n_iter - params.early_exaggeration_iter, 1.0, params.final_momentum),
     ]
     every = PROGRESS_EVERY if track else CHECK_EVERY
+    max_boxes = resolved.get("fft_max_boxes")  # absent: BH, or a map resolved before the grid was capped
     n_run = 0
     for n_iter, exaggeration, momentum in phases:
         if n_iter <= 0:
             continue
         monitor = _PhaseMonitor(params.n_iter_without_progress, n_iter, bar, stop)
         use_callback = track or params.n_iter_without_progress > 0 or stop is not None
-        embedding = embedding.optimize(
-            n_iter=n_iter, exaggeration=exaggeration, momentum=momentum,
-            learning_rate=resolved["learning_rate"], inplace=True,
-            callbacks=[monitor] if use_callback else None, callbacks_every_iters=every,
-        )
+        done = 0
+        while done < n_iter and monitor.stopped_at is None:
+            # one call per GRID_EVERY iterations when the grid is capped: openTSNE keeps its gains and
+            # momentum between calls, so only the box width changes from one call to the next
+            chunk = n_iter - done if not max_boxes else min(GRID_EVERY, n_iter - done)
+            extra = {"ints_in_interval": fft_interval(embedding, max_boxes)} if max_boxes else {}
+            embedding = embedding.optimize(
+                n_iter=chunk, exaggeration=exaggeration, momentum=momentum,
+                learning_rate=resolved["learning_rate"], inplace=True,
+                callbacks=[monitor.offset(done)] if use_callback else None, callbacks_every_iters=every,
+                **extra,
+            )
+            done += chunk
         n_run += monitor.finish(n_iter)
     # openTSNE evaluates the KL exactly at the end of a phase, and at a stop
     # the embedding is the one the KL was evaluated on, so this is exact.
     kl = float(embedding.kl_divergence)
     return np.array(embedding.view(np.ndarray), dtype=np.float32), kl, n_run
+
+
+def fft_interval(embedding: np.ndarray, max_boxes: int) -> float:
+    """openTSNE's ``ints_in_interval`` for ``embedding``: 1 (its default, a box per unit of span)
+    while the span needs at most ``max_boxes`` boxes a side, else the width that gives ``max_boxes``."""
+    Y = np.asarray(embedding)
+    span = float(np.max(Y.max(axis=0) - Y.min(axis=0))) if len(Y) else 0.0
+    return max(1.0, span / float(max_boxes))
 
 
 def _validate_all(X: np.ndarray, labels: np.ndarray, params_list: Iterable[EmbedParams],
