@@ -52,7 +52,8 @@ def test_bench_tiny_runs_end_to_end(tmp_path):
         assert _is_stat(row[k]["seconds"]) and _is_stat(row[k]["knn_acc"]) and _is_stat(row[k]["maxrss_mb"])
     assert _is_stat(row["ratio_ref"]) and isinstance(row["accuracy_held"], bool)
     assert _is_stat(res["retune"]["ratio_warm_over_cold"]) and res["retune"]["warm_store_hit"] is True
-    assert [r["key"] for r in res["extraction"]["rows"]] == ["resnet18_32px", "resnet50_224px"]
+    assert [r["key"] for r in res["extraction"]["rows"]] == ["resnet18_32px", "resnet18_32px_bf16", "resnet50_224px"]
+    assert _is_stat(res["extraction"]["rows"][1]["speedup_over"]["ratio"])  # bfloat16 over float32, same run
     for r in res["extraction"]["rows"]:
         assert _is_stat(r["ratio"]) and r["profile"]["named_cumulative"]
     assert res["cache_hit"]["all_hits"] is True and res["cache_hit"]["torch_imported"] is False
