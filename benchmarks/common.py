@@ -67,7 +67,7 @@ class Mode:
     #: also profile one whole cold ``vistsne run``
     profile_cold_run: bool = True
     #: how many extraction models get a profiled run (in order: ResNet-18, ResNet-50)
-    profile_models: int = 2
+    profile_models: int = 3  # the extraction rows: float32, bfloat16, ResNet-50
     #: repetitions of the extraction pairs (None: ``reps``); the bare loop's
     #: run-to-run spread is the widest of all, so the default run takes 5
     extract_reps: int | None = None
