@@ -38,13 +38,10 @@ def maxrss_mb() -> float:
 
 
 def rss_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return float("nan")
+    from benchmarks.common import status_mb
+
+    rss = status_mb("VmRSS")
+    return float("nan") if rss is None else rss
 
 
 def _load_xy(args):

@@ -161,15 +161,24 @@ class ChildResult:
     result: dict | None = None
 
 
+def status_mb(field: str, pid: int | str = "self") -> float | None:
+    """A memory field of ``/proc/PID/status`` (``VmHWM``, ``VmRSS``) in MB; None when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def peak_rss_mb() -> float:
     """This process's own peak RSS: ``VmHWM`` of its address space. ``ru_maxrss`` would not do: on
     Linux it is kept over ``exec``, so a child reports at least its forked parent's resident size."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
+    hwm = status_mb("VmHWM")
+    if hwm is not None:
+        return hwm
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -177,18 +186,10 @@ def peak_rss_mb() -> float:
 
 def _watch_hwm(pid: int, hwm: list, done: threading.Event) -> None:
     """Keep ``hwm[0]``: process ``pid``'s ``VmHWM`` (MB), read every 50 ms until ``done``."""
-    path = f"/proc/{pid}/status"
     first = True
     while first or not done.wait(0.05):
         first = False
-        try:
-            with open(path) as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        hwm[0] = max(hwm[0], int(line.split()[1]) / 1024.0)
-                        break
-        except (OSError, ValueError):
-            pass
+        hwm[0] = max(hwm[0], status_mb("VmHWM", pid) or 0.0)
 
 
 def run_process(cmd: Sequence[str], *, env: dict | None = None, cwd: str | Path = ROOT,
