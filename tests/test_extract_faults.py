@@ -149,14 +149,53 @@ def test_mixed_image_sizes_give_one_short_line_and_image_size_fixes_it(tmp_path,
     assert '"new_rows": 13' in ok.stdout
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_a_signal_during_a_part_write_waits_for_the_commit_and_is_raised_once_after():
+    """SIGTERM/SIGINT arriving while a part is written must not interrupt the write: the
+    interrupt's own flush would then write the same rows again (a row stored twice)."""
+    from vistsne.extract.entry import _Interrupted, _SignalGate
+
+    old = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    for sig, raised in ((signal.SIGTERM, _Interrupted), (signal.SIGINT, KeyboardInterrupt)):
+        gate = _SignalGate()
+        gate.install()
+        try:
+            written = []
+            with pytest.raises(raised):
+                with gate.writing_part():
+                    os.kill(os.getpid(), sig)
+                    time.sleep(0.05)  # the handler runs here, inside the write
+                    written.append(True)  # ... and the write goes on to its end
+            assert written == [True] and gate.pending is None
+            with pytest.raises(raised):  # outside a write, the signal is raised at once
+                os.kill(os.getpid(), sig)
+                time.sleep(1)
+        finally:
+            gate.restore()
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == old
+    # a signal the caller ignores stays ignored
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        gate = _SignalGate()
+        gate.install()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        gate.restore()
+    finally:
+        signal.signal(signal.SIGINT, old[0])
+
+
 def test_interrupt_commits_the_rows_already_computed(store_path):
     """SIGINT (Ctrl-C) and SIGTERM commit the buffer first, so "committed rows are kept" is true."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         args = [sys.executable, "-m", "vistsne", "extract", DEMO_CONFIG, "--store", store_path,
                 "--max-num-samples", "60", "--batch-size", "2", "--flush-rows", "100000", "--device", "cpu"]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # a shell's background job starts with SIGINT ignored (and so would the child): give it back
         proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=env)
+                                env=env, preexec_fn=_default_sigint)
         try:
             deadline = time.time() + 240
             while time.time() < deadline:  # wait until the model is running batches

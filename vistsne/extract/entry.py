@@ -9,14 +9,18 @@ missing rows only, committing parts as it goes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -415,8 +419,55 @@ class _Interrupted(BaseException):
     """SIGTERM, raised in the main thread so that the rows already computed are committed first."""
 
 
-def _on_sigterm(signum, frame):
-    raise _Interrupted()
+class _SignalGate:
+    """SIGTERM and SIGINT for the extraction loop: raised at once, except while a part is being
+    written, when they wait for the write to end (a part written twice, or half-written and then
+    written again by the interrupt's own flush, would store its rows twice).
+
+    ``install()`` only takes effect in the main thread (signals are delivered there), and leaves a
+    signal the caller ignores (``nohup``, a background job of a script) ignored.
+    """
+
+    def __init__(self):
+        self.writing = False
+        self.pending: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum, frame):
+        if self.writing:
+            self.pending = signum
+            return
+        self._raise(signum)
+
+    @staticmethod
+    def _raise(signum):
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise _Interrupted()
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            if signal.getsignal(sig) is not signal.SIG_IGN:  # a signal ignored by the caller stays ignored
+                self._old[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
+
+    @contextlib.contextmanager
+    def writing_part(self):
+        """Hold SIGTERM/SIGINT for the duration of one part's write; raise a held one after."""
+        self.writing = True
+        try:
+            yield
+        finally:
+            self.writing = False
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            self._raise(signum)
 
 
 def _float16_check(feats: dict) -> None:
@@ -430,8 +481,6 @@ def _float16_check(feats: dict) -> None:
 
 def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: bool, t0: float,
                    ranks: distributed.Ranks | None = None) -> ExtractResult:
-    import signal
-    import threading
 
     import torch
 
@@ -493,21 +542,26 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
     dims: dict[str, int] = {}
     last_flush = time.perf_counter()
     new_rows = 0
+    gate = _SignalGate()
 
     def flush():
         nonlocal last_flush, new_rows
         if not buf["index"]:
             return
+        # the rows leave the buffer before they are written: whatever stops this write, no later
+        # flush writes them again (a held signal is raised once the part is committed)
         idx = np.concatenate(buf["index"])
-        store.write_part(key, idx, labels[idx], np.concatenate(buf["thumb"]) if buf["thumb"] else None,
-                         {s: np.concatenate(v).astype(dtype, copy=False) for s, v in feats_buf.items()},
-                         {s: np.concatenate(v) for s, v in extras_buf.items()})
-        new_rows += len(idx)
+        thumbs = np.concatenate(buf["thumb"]) if buf["thumb"] else None
+        feats = {s: np.concatenate(v).astype(dtype, copy=False) for s, v in feats_buf.items()}
+        extras = {s: np.concatenate(v) for s, v in extras_buf.items()}
         buf["index"].clear()
         buf["thumb"].clear()
         feats_buf.clear()
         extras_buf.clear()
-        last_flush = time.perf_counter()
+        with gate.writing_part():
+            store.write_part(key, idx, labels[idx], thumbs, feats, extras)
+            new_rows += len(idx)
+            last_flush = time.perf_counter()
 
     aliases: dict[str, str] = {}
 
@@ -565,9 +619,7 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
     writer: list[str] = []
     if store.has_entry(key):
         writer.append(store.register_writer(key))
-    old_term = None
-    if threading.current_thread() is threading.main_thread():
-        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    gate.install()
     first = True
     t_loop = time.perf_counter()
     try:
@@ -626,8 +678,7 @@ def _run_inference(params: ExtractParams, info: KeyInfo, store, show_progress: b
         log.warning("interrupted after %d new rows; they are committed, and the same command resumes", new_rows)
         raise KeyboardInterrupt from None
     finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
+        gate.restore()
         for wid in writer:
             store.unregister_writer(key, wid)
     loop_s = time.perf_counter() - t_loop
