@@ -17,6 +17,8 @@ N_ITER      ?= 1000
 SEED        ?= 0
 OUT         ?= work_dirs/figures
 QUICK       ?=
+# TEST_WORKERS=N: pytest-xdist processes of `make test` (one test file per process at a time; 0: in-process)
+TEST_WORKERS ?= 2
 # NPROC=N: extract on N ranks of this node (torchrun, --launcher pytorch; gloo on CPUs, nccl on GPUs)
 NPROC       ?=
 FULL        ?=
@@ -99,7 +101,7 @@ browser:
 	  && echo "browser: installed Debian chromium" || echo "browser: chromium not installed (needs root and apt-get); the browser test will skip"; }
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick,) $(if $(FULL),--full,)

@@ -125,11 +125,13 @@ def measure(a: argparse.Namespace) -> dict:
 
 #: checkpoints compared by the bench runner's item (the target is stated for 5)
 CHECKPOINTS = 5
+#: the tiny run (the test suite's smoke run of every item): 3, the fewest with a neighbour on each side
+TINY_CHECKPOINTS = 3
 COST_TARGET = 1.1
 
 
 def run(ctx) -> dict:
-    """The bench runner's item: the demo trained with snapshots, 5 checkpoints at N = 2,000 (tiny: 200).
+    """The bench runner's item: the demo trained with snapshots, 5 checkpoints at N = 2,000 (tiny: 3 at 200).
 
     The checkpoints are one training run of the demo config saved 5 times along its schedule
     (``benchmarks/.cache/compare/``, made once); each is extracted into the bench store over the
@@ -142,9 +144,10 @@ def run(ctx) -> dict:
     tiny = ctx.mode.name == "tiny"
     n = 200 if tiny else 2000
     folder = (ctx.work if tiny else BENCH_DIR / ".cache") / "compare"
-    say(f"compare: {CHECKPOINTS} checkpoints of one demo training run (made once), N={n}")
+    count = TINY_CHECKPOINTS if tiny else CHECKPOINTS
+    say(f"compare: {count} checkpoints of one demo training run (made once), N={n}")
     series = run_child("checkpoint_series", {"path": str(folder / "digits_resnet18.pth"),
-                                              "snapshots": CHECKPOINTS - 1, "max_iters": CHECKPOINTS if tiny else None},
+                                              "snapshots": count - 1, "max_iters": count if tiny else None},
                        timeout=3600).result["paths"]
     keys = []
     for ck in series:
