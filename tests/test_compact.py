@@ -89,7 +89,7 @@ def test_compact_cli_one_line_and_json(store_path):
     doc = json.loads(proc.stdout.strip().splitlines()[-1])
     assert doc[0]["parts_before"] == 5 and doc[0]["parts_after"] == 2
     proc = run_cli("store", "compact", "--store", store_path)
-    assert proc.stdout.strip().splitlines()[-1].startswith("store compact: 1 entries, 2 parts -> 2")
+    assert proc.stdout.strip().splitlines()[-1].startswith("store compact: 1 entry, 2 parts -> 2")
 
 
 KILLER = r"""

@@ -88,7 +88,7 @@ def test_verify_and_gc_json_shapes_and_exit_codes(extracted):
     ok = run_cli("store", "verify", "--json", "--store", path)
     assert ok.returncode == 0 and _json(ok) == {"entries": 1, "problems": []}
     text = run_cli("store", "verify", "--store", path)
-    assert text.stdout.strip().splitlines()[-1].startswith("store verify: 1 entries, 0 problems")
+    assert text.stdout.strip().splitlines()[-1].startswith("store verify: 1 entry, 0 problems")
     nothing = run_cli("store", "gc", "--json", "--store", path)
     assert nothing.returncode == 0 and _json(nothing) == {"parts": [], "entries": [], "embeddings": []}
 

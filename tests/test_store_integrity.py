@@ -75,7 +75,7 @@ def test_a_deleted_chunk_fails_the_read_and_verify_names_it(store_path):
     assert code == 1
     (problem,) = out.strip().splitlines()[:-1]
     assert problem.startswith(f"{KEY[:12]}/{hurt} feat/s: chunk c/1/0 missing") and "vistsne store repair" in problem
-    assert out.strip().splitlines()[-1] == f"store verify: 1 entries, 1 problems in {store_path}"
+    assert out.strip().splitlines()[-1] == f"store verify: 1 entry, 1 problem in {store_path}"
     # through the command line, in its own process: one line, exit 2, no traceback
     proc = run_cli("embed", "--store", store_path, "--entry", KEY[:8], "--stage", "s", "--max-num-samples", "all",
                    "--perplexity", "5", "--n-iter", "250", check=False)
@@ -106,7 +106,7 @@ def test_a_truncated_chunk_is_caught_by_verify_and_deep_verify_and_repair_drops_
     r = CliRunner().invoke(cli, ["store", "repair", "--yes", "--json", "--store", store_path])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["parts"] == [f"{KEY[:12]}/{hurt}"]
-    assert _verify(store_path) == (0, f"store verify: 1 entries, 0 problems in {store_path}\n")
+    assert _verify(store_path) == (0, f"store verify: 1 entry, 0 problems in {store_path}\n")
     assert _verify(store_path, "--deep")[0] == 0
     # the dropped rows read as missing; the rest as written
     st = Store(store_path)
@@ -194,6 +194,6 @@ def test_damaged_dataset_labels_are_dropped_and_the_entry_waits_for_extract(stor
 
 def test_verify_on_a_store_without_problems_prints_one_line(store_path):
     _damaged_store(store_path)
-    assert _verify(store_path) == (0, f"store verify: 1 entries, 0 problems in {store_path}\n")
+    assert _verify(store_path) == (0, f"store verify: 1 entry, 0 problems in {store_path}\n")
     r = CliRunner().invoke(cli, ["store", "repair", "--store", store_path])
     assert r.exit_code == 0 and r.output.strip() == f"store repair: nothing damaged in {store_path}"

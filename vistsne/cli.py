@@ -74,7 +74,9 @@ def handle_errors(fn):
 
 
 def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
+    if n == 1:
+        return f"{n} {word}"
+    return f"{n} {word[:-1]}ies" if word.endswith("y") and word[-2:-1] not in "aeiou" else f"{n} {word}s"
 
 
 def _emit(as_json: bool, payload, summary: str) -> None:
@@ -828,7 +830,7 @@ def store_compact(entry, rows_per_part, store_path, as_json):
                                   (lambda i, n, k=k: click.echo(f"compact: entry {k[:12]}: {i}/{n} merged parts",
                                                                 err=True))))
     before, after = sum(d["parts_before"] for d in done), sum(d["parts_after"] for d in done)
-    _emit(as_json, done, f"store compact: {len(done)} entries, {before} parts -> {after}, "
+    _emit(as_json, done, f"store compact: {_plural(len(done), 'entry')}, {_plural(before, 'part')} -> {after}, "
           f"{sum(d['rows'] for d in done)} rows in {st.path}")
 
 

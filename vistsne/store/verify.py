@@ -87,7 +87,9 @@ class VerifyReport:
         return out
 
     def summary(self, path: str) -> str:
-        line = f"store verify: {self.entries} entries, {len(self.problems)} problems in {path}"
+        n, k = self.entries, len(self.problems)
+        line = (f"store verify: {n} {'entry' if n == 1 else 'entries'}, "
+                f"{k} problem{'' if k == 1 else 's'} in {path}")
         if self.deep:
             line += (f"; read {self.bytes / 1e6:.1f} MB in {self.seconds:.1f}s "
                      f"({self.mb_per_s:.0f} MB/s)")
