@@ -99,3 +99,38 @@ def test_an_unreachable_store_fails_with_one_line_before_any_model(tmp_path):
     assert len(lines) == 1 and "cannot be reached" in lines[0] and "AWS_ENDPOINT_URL" in lines[0], r.stderr
     assert "Traceback" not in r.stderr and "extracting" not in r.stderr
     assert time.time() - t0 < 120
+
+
+
+_OPEN_CODE = """
+import os, sys, time
+from vistsne.store import Store
+open(sys.argv[2] + ".ready." + str(os.getpid()), "w").close()
+while not os.path.exists(sys.argv[2]):  # every process opens at (about) the same moment
+    time.sleep(0.001)
+time.sleep(float(sys.argv[3]))  # staggered by a few object-store round trips
+Store(sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+def test_processes_creating_one_s3_store_at_once_all_open_it(s3_endpoint, tmp_path):
+    """The ranks of one job create the store on the object store at the same moment: none may
+    call it foreign (one saw the other's objects before its root zarr.json could be read)."""
+    from vistsne.store import Store
+
+    env = {**os.environ, **_aws_env(s3_endpoint)}
+    for i, step in enumerate((0.0, 0.005, 0.02)):
+        url = f"s3://{BUCKET}/race/s{i}.zarr"
+        go = tmp_path / f"go{i}"
+        procs = [subprocess.Popen([sys.executable, "-c", _OPEN_CODE, url, str(go), str(j * step)], cwd=ROOT,
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for j in range(4)]
+        deadline = time.time() + 120
+        while len(list(tmp_path.glob(f"go{i}.ready.*"))) < 4 and time.time() < deadline:
+            time.sleep(0.05)
+        go.touch()
+        errs = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0, 0], (i, [e[-400:] for e in errs if e])
+        os.environ.update(_aws_env(s3_endpoint))
+        Store(url, mode="r")  # and it is a vistsne store

@@ -56,6 +56,9 @@ __all__ = ["Store", "PartInfo", "EmbeddingInfo", "STORE_SCHEMA", "DEFAULT_STORE"
 
 #: Names in a store's folder that are not zarr nodes and say nothing about whose folder it is.
 _OURS = {attrs.LOCK_DIR}
+#: Looks at a URL that holds objects but no readable group yet (another process creating the
+#: store at that moment) before it is refused as foreign (sleeps of 0.1 s, 0.2 s, ...: 4.5 s in all).
+URL_OPEN_TRIES = 10
 
 
 def default_store_path() -> str:
@@ -169,11 +172,12 @@ class Store(PartsMixin, MapsMixin):
                              "pass --store with a new folder or a vistsne store")
         zj = os.path.join(p, "zarr.json")
         if not os.path.exists(zj):
-            if _foreign_names(p):
+            if _foreign_names(p) and not os.path.exists(zj):  # (zarr.json: another process, this moment)
                 raise self._refuse("is not a vistsne store and not empty")
-            if self.readonly:
-                raise missing_store(p, "is empty")
-            return
+            if not os.path.exists(zj):
+                if self.readonly:
+                    raise missing_store(p, "is empty")
+                return
         for attempt in range(10):  # another process creating this store may be writing it this moment
             try:
                 with open(zj, "rb") as f:
@@ -212,25 +216,37 @@ class Store(PartsMixin, MapsMixin):
     def _check_url(self, zarr) -> None:
         """Refuse a URL that is not ours, before zarr writes anything there."""
         self._check_reachable()
-        try:
-            probe = zarr.open_group(self.path, mode="r")
-        except (KeyError, FileNotFoundError):
-            probe = None
-        if probe is not None:
-            self._check_schema(dict(probe.attrs), bool(list(probe.group_keys()) + list(probe.array_keys())))
-            return
+        for attempt in range(URL_OPEN_TRIES):
+            try:
+                probe = zarr.open_group(self.path, mode="r")
+            except (KeyError, FileNotFoundError):
+                probe = None
+            if probe is not None:
+                self._check_schema(dict(probe.attrs), bool(list(probe.group_keys()) + list(probe.array_keys())))
+                return
+            names = self._url_names()
+            if not names:
+                break
+            # not a group, yet something is there: another process (a rank of the same job) may be
+            # creating this store this moment, its objects listed before its root zarr.json could be
+            # read; look again before calling the place foreign
+            if attempt == URL_OPEN_TRIES - 1:
+                raise self._refuse("is not a vistsne store and not empty")
+            time.sleep(0.1 * (attempt + 1))
+        if self.readonly:
+            raise NotFoundError(f"store {self.path} does not exist",
+                                "run `vistsne extract CONFIG` first, or pass --store")
+
+    def _url_names(self) -> list[str]:
+        """What the URL holds (a fresh listing, not fsspec's cached one); [] when it cannot be listed."""
         try:
             import fsspec
 
             fs, where = fsspec.core.url_to_fs(self.path)
-            names = fs.ls(where, detail=False) if fs.exists(where) else []
+            fs.invalidate_cache(where)
+            return fs.ls(where, detail=False) if fs.exists(where) else []
         except Exception:  # noqa: BLE001 - cannot list: let zarr decide
-            names = []
-        if names:
-            raise self._refuse("is not a vistsne store and not empty")
-        if self.readonly:
-            raise NotFoundError(f"store {self.path} does not exist",
-                                "run `vistsne extract CONFIG` first, or pass --store")
+            return []
 
     def _check_reachable(self) -> None:
         """One clean line for a URL whose server cannot be reached (one plain request, no zarr
