@@ -164,9 +164,27 @@ def test_a_reused_pid_is_no_live_writer(store_path):
     other = "c" * 64
     wid = st.register_writer(other)
     grp = st.root["entries"][other]["writers"][wid]
-    start = grp.attrs["start"]
+    start, ticks = grp.attrs["start"], grp.attrs["start_ticks"]
+    assert ticks is not None and grp.attrs["boot_id"]
     assert collect_garbage(Store(store_path), grace=0)["entries"] == []
+    # the wall-clock start alone moved (a step of the system clock since): still this live process
     grp.attrs.update({"start": start - 1000.0})
+    assert collect_garbage(Store(store_path), grace=0)["entries"] == []
+    # another start in ticks since boot: the pid came back for another process
+    grp.attrs.update({"start_ticks": ticks - 1000})
+    assert collect_garbage(Store(store_path), grace=0)["entries"] == [other[:12]]
+
+
+def test_a_marker_without_ticks_falls_back_to_the_wall_clock_start(store_path):
+    """Markers written before start_ticks (or on a host without /proc) keep the old check."""
+    st = make_entry(store_path)
+    add_part(st, np.arange(10))
+    other = "e" * 64
+    wid = st.register_writer(other)
+    grp = st.root["entries"][other]["writers"][wid]
+    grp.attrs.update({"start_ticks": None, "boot_id": None})
+    assert collect_garbage(Store(store_path), grace=0)["entries"] == []
+    grp.attrs.update({"start": grp.attrs["start"] - 1000.0})
     assert collect_garbage(Store(store_path), grace=0)["entries"] == [other[:12]]
 
 

@@ -60,6 +60,25 @@ def _proc_stat(pid: int) -> list[str] | None:
     return text[text.rfind(")") + 2:].split()
 
 
+def _boot_id() -> str | None:
+    """This boot of this host (Linux), so that a process's start in clock ticks names it."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (Linux): unlike the wall-clock
+    start, a step of the system clock (NTP, a VM's clock sync) does not move it."""
+    fields = _proc_stat(pid)
+    try:
+        return int(fields[19]) if fields and len(fields) >= 20 else None
+    except ValueError:
+        return None
+
+
 def process_start(pid: int) -> float | None:
     """When process ``pid`` started (seconds since the epoch), where the system says (Linux)."""
     fields = _proc_stat(pid)
@@ -91,10 +110,12 @@ def pid_alive(pid: int) -> bool:
 
 
 def identity() -> dict:
-    """This process as a writer: host, pid, start time and when it first wrote."""
+    """This process as a writer: host, pid, start time (wall clock, and clock ticks since this boot)
+    and when it first wrote."""
     pid = os.getpid()
     if pid not in _identity_cache:  # a fork is a new writer
         _identity_cache[pid] = {"host": socket.gethostname(), "pid": pid, "start": process_start(pid),
+                                "start_ticks": process_start_ticks(pid), "boot_id": _boot_id(),
                                 "since": now_iso()}
     return dict(_identity_cache[pid])
 
@@ -110,6 +131,11 @@ def alive(writer: dict | None) -> bool:
     pid = writer.get("pid", -1)
     if not pid_alive(pid):
         return False
+    ticks, boot = writer.get("start_ticks"), writer.get("boot_id")
+    if ticks is not None and boot is not None and boot == _boot_id():
+        # the same boot: the start in ticks since boot names the process exactly, whatever the
+        # wall clock did since (the wall-clock start moves with every step of the clock)
+        return process_start_ticks(int(pid)) == int(ticks)
     recorded = writer.get("start")
     if recorded is None:
         return True  # recorded without a start time: the pid is all there is
