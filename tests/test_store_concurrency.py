@@ -157,13 +157,18 @@ def test_gc_leaves_an_entry_with_a_live_writer_and_removes_it_once_the_writer_is
     assert removed["entries"] == [fresh[:12]] and Store(store_path).entry_keys() == [KEY]
 
 
-def test_a_reused_pid_is_no_live_writer(store_path):
-    """A marker with this process's pid but another start time is a dead writer whose pid came back."""
+def _this_process_as_writer(store_path: str, other: str):
+    """A store whose entry KEY holds rows, and this process's writer marker on entry ``other``."""
     st = make_entry(store_path)
     add_part(st, np.arange(10))
-    other = "c" * 64
     wid = st.register_writer(other)
-    grp = st.root["entries"][other]["writers"][wid]
+    return st.root["entries"][other]["writers"][wid]
+
+
+def test_a_reused_pid_is_no_live_writer(store_path):
+    """A marker with this process's pid but another start time is a dead writer whose pid came back."""
+    other = "c" * 64
+    grp = _this_process_as_writer(store_path, other)
     start, ticks = grp.attrs["start"], grp.attrs["start_ticks"]
     assert ticks is not None and grp.attrs["boot_id"]
     assert collect_garbage(Store(store_path), grace=0)["entries"] == []
@@ -177,11 +182,8 @@ def test_a_reused_pid_is_no_live_writer(store_path):
 
 def test_a_marker_without_ticks_falls_back_to_the_wall_clock_start(store_path):
     """Markers written before start_ticks (or on a host without /proc) keep the old check."""
-    st = make_entry(store_path)
-    add_part(st, np.arange(10))
     other = "e" * 64
-    wid = st.register_writer(other)
-    grp = st.root["entries"][other]["writers"][wid]
+    grp = _this_process_as_writer(store_path, other)
     grp.attrs.update({"start_ticks": None, "boot_id": None})
     assert collect_garbage(Store(store_path), grace=0)["entries"] == []
     grp.attrs.update({"start": grp.attrs["start"] - 1000.0})

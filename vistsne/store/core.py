@@ -171,13 +171,15 @@ class Store(PartsMixin, MapsMixin):
             raise StoreError(f"cannot open store {p}: it is a file, not a folder",
                              "pass --store with a new folder or a vistsne store")
         zj = os.path.join(p, "zarr.json")
+        # listed before zarr.json is looked for: a store another process creates meanwhile writes its
+        # zarr.json before anything else, so whatever this listing holds of it, zarr.json is seen below
+        foreign = _foreign_names(p)
         if not os.path.exists(zj):
-            if _foreign_names(p) and not os.path.exists(zj):  # (zarr.json: another process, this moment)
+            if foreign:
                 raise self._refuse("is not a vistsne store and not empty")
-            if not os.path.exists(zj):
-                if self.readonly:
-                    raise missing_store(p, "is empty")
-                return
+            if self.readonly:
+                raise missing_store(p, "is empty")
+            return
         for attempt in range(10):  # another process creating this store may be writing it this moment
             try:
                 with open(zj, "rb") as f:

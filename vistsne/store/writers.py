@@ -81,12 +81,12 @@ def process_start_ticks(pid: int) -> int | None:
 
 def process_start(pid: int) -> float | None:
     """When process ``pid`` started (seconds since the epoch), where the system says (Linux)."""
-    fields = _proc_stat(pid)
+    ticks = process_start_ticks(pid)
     boot = _boot_time()
-    if not fields or boot is None or len(fields) < 20:
+    if ticks is None or boot is None:
         return None
     try:
-        return round(boot + int(fields[19]) / os.sysconf("SC_CLK_TCK"), 2)
+        return round(boot + ticks / os.sysconf("SC_CLK_TCK"), 2)
     except (ValueError, OSError):
         return None
 
