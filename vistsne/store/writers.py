@@ -12,6 +12,7 @@ limit the caller gives.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import socket
 
@@ -60,8 +61,10 @@ def _proc_stat(pid: int) -> list[str] | None:
     return text[text.rfind(")") + 2:].split()
 
 
+@functools.cache
 def _boot_id() -> str | None:
-    """This boot of this host (Linux), so that a process's start in clock ticks names it."""
+    """This boot of this host (Linux), so that a process's start in clock ticks names it (read
+    once: it cannot change while this process lives, unlike the wall-clock boot time)."""
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
             return f.read().strip() or None
