@@ -27,7 +27,7 @@ peak RSS is the child's own ``VmHWM``:
   hnswlib, faiss-cpu (``IndexHNSWFlat``) and pynndescent (the last two only when importable, e.g.
   from ``VISTSNE_BENCH_EXTRA_PATH``; they are not vistsne dependencies): seconds, peak RSS,
   recall@90 against the exact graph on 2,000 query rows; and the 10-NN accuracy of a t-SNE map
-  (1,000 iterations) of a ``--sample``-row sample (20,000) built on each backend's graph beside the
+  (vistsne's default iterations) of a ``--sample``-row sample (20,000) built on each backend's graph beside the
   map of the exact graph.
 * ``before_after``: the embed at 70,000 (or the largest N held) by the commit this work started
   from (a git worktree, as ``benchmarks/seams.py`` does) and by the working tree.
@@ -73,9 +73,13 @@ FULL_SIZES = (250_000, 1_000_000)
 STEPS = CACHE / "scale_embed_steps.json"
 
 
+#: iterations of every map: vistsne's default (``EmbedParams.n_iter``; ``--n-iter`` sets another)
+N_ITER = 750
+
+
 def _ee(n_iter: int) -> int:
-    """The early-exaggeration phase: the default 250 of 1,000 iterations, a quarter of fewer."""
-    return 250 if n_iter >= 1000 else max(1, n_iter // 4)
+    """The early-exaggeration phase: the default 250 from 750 iterations on, a third of fewer."""
+    return 250 if n_iter >= 750 else max(1, n_iter // 3)
 
 
 # ------------------------------------------------------------------ children
@@ -314,7 +318,7 @@ class Steps:
         return out
 
 
-def measure(n_max: int, *, full: bool = False, store: Path = STORE, sample: int = 20000, n_iter: int = 1000,
+def measure(n_max: int, *, full: bool = False, store: Path = STORE, sample: int = 20000, n_iter: int = N_ITER,
             n_jobs: int = 2, subsample_n: int = 20000, backends=("annoy", "hnsw", "faiss", "pynndescent"),
             map_backends=("exact", "annoy", "hnsw", "faiss"), before: bool = True,
             partial: Path | None = None, sizes: list[int] | None = None,
@@ -437,7 +441,7 @@ def main(argv=None) -> None:
     ap.add_argument("--full", action="store_true", help="also 250,000 and 1,000,000 rows (when held)")
     ap.add_argument("--store", default=str(STORE))
     ap.add_argument("--sample", type=int, default=20000)
-    ap.add_argument("--n-iter", type=int, default=1000)
+    ap.add_argument("--n-iter", type=int, default=N_ITER)
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--subsample-n", type=int, default=20000)
     ap.add_argument("--backends", default="annoy,hnsw,faiss,pynndescent")

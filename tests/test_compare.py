@@ -95,7 +95,7 @@ def test_default_embedding_keys_are_unchanged():
     from vistsne.embed.params import resolve
     from vistsne.hashing import sha256_json
 
-    old = {"perplexity": 30.0, "n_iter": 1000, "early_exaggeration": 12.0, "learning_rate": "auto",
+    old = {"perplexity": 30.0, "n_iter": 750, "early_exaggeration": 12.0, "learning_rate": "auto",
            "n_components": 2, "init": "pca", "n_iter_without_progress": 300, "pca_dims": "auto", "seed": 0,
            "early_exaggeration_iter": 250, "initial_momentum": 0.5, "final_momentum": 0.8, "theta": 0.5,
            "method": "auto"}

@@ -394,10 +394,16 @@ def test_no_params_is_an_error(data):
 # --- resolve -----------------------------------------------------------------------
 
 def test_resolve_learning_rate():
-    assert resolve(EmbedParams(), 1000, 10)["learning_rate"] == 200.0
-    assert resolve(EmbedParams(), 12000, 10)["learning_rate"] == 1000.0
-    assert resolve(EmbedParams(early_exaggeration=4), 12000, 10)["learning_rate"] == 3000.0
-    assert resolve(EmbedParams(learning_rate=50), 12000, 10)["learning_rate"] == 50.0
+    def rates(p, n):
+        r = resolve(p, n, 10)
+        return r["learning_rate"], r["learning_rate_after"]
+
+    # "auto": N over each phase's exaggeration, at least 200 (openTSNE's rule)
+    assert rates(EmbedParams(), 1000) == (200.0, 1000.0)
+    assert rates(EmbedParams(), 150) == (200.0, 200.0)
+    assert rates(EmbedParams(), 12000) == (1000.0, 12000.0)
+    assert rates(EmbedParams(early_exaggeration=4), 12000) == (3000.0, 12000.0)
+    assert rates(EmbedParams(learning_rate=50), 12000) == (50.0, 50.0)
 
 
 def test_resolve_pca_dims():

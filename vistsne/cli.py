@@ -327,7 +327,7 @@ def _entry_ref(entry, config, checkpoint, test_cfg, cfg_options, images, pool, d
 def tsne_options(fn):
     opts = [
         click.option("--perplexity", default="30", show_default=True, help="One value or a comma list (sweep)."),
-        click.option("--n-iter", default="1000", show_default=True,
+        click.option("--n-iter", default="750", show_default=True,  # EmbedParams.n_iter
                      help="Total iterations, early exaggeration included; comma list sweeps."),
         click.option("--early-exaggeration", default="12", show_default=True, help="Comma list sweeps."),
         click.option("--early-exaggeration-iter", default=250, show_default=True, type=int,
@@ -563,7 +563,8 @@ def suspects(config, entry, checkpoint, test_cfg, cfg_options, images, pool, dty
 @click.option("--device", default=None, help="cpu, cuda or cuda:N for extraction.")
 @selection_options
 @click.option("--perplexity", default="30", show_default=True)
-@click.option("--n-iter", default="1000", show_default=True, help="Total iterations, early exaggeration included.")
+@click.option("--n-iter", default="750", show_default=True,  # EmbedParams.n_iter
+              help="Total iterations, early exaggeration included.")
 @click.option("--seed", default="0", show_default=True)
 @click.option("--n-jobs", default=None, type=int, help="Cores (default: all).")
 @store_option

@@ -287,6 +287,15 @@ def subsample_summary(records: Sequence[EmbedRecord]) -> str:
     return "; ".join(out)
 
 
+def _lr_text(lr, lr_after) -> str:
+    """The learning rate(s) of a map: ``5833>70000`` when the phase after the exaggeration has its own."""
+    if not isinstance(lr, (int, float)):
+        return str(lr)
+    if isinstance(lr_after, (int, float)) and lr_after != lr:
+        return f"{lr:.0f}>{lr_after:.0f}"
+    return f"{lr:.0f}"
+
+
 def metrics_table(records: Sequence[EmbedRecord]) -> str:
     """One table per call: parameters and metrics of every map, for picking by numbers."""
     head = ["key", "stage", "rows", "perp", "n_iter", "ee", "lr", "init", "dim", "seed", "KL", "knn_map",
@@ -295,8 +304,9 @@ def metrics_table(records: Sequence[EmbedRecord]) -> str:
     for r in records:
         p, m = r.params, r.metrics
         lr = r.resolved.get("learning_rate", p.get("learning_rate"))
+        lr_after = r.resolved.get("learning_rate_after", lr)
         lines.append([r.key[:10], r.stage, str(r.rows), f"{p['perplexity']:g}", str(p["n_iter"]),
-                      f"{p['early_exaggeration']:g}", f"{lr:.0f}" if isinstance(lr, (int, float)) else str(lr),
+                      f"{p['early_exaggeration']:g}", _lr_text(lr, lr_after),
                       str(p["init"]), str(p["n_components"]), str(p["seed"]),
                       f"{m.get('kl_divergence', float('nan')):.3f}", f"{m.get('knn_acc_map', float('nan')):.3f}",
                       f"{m.get('knn_acc_features', float('nan')):.3f}", f"{m.get('trustworthiness', float('nan')):.3f}",

@@ -372,14 +372,17 @@ def _optimize(init: np.ndarray, P: Any, params: EmbedParams, resolved: dict, n_j
         negative_gradient_method=resolved["method"], n_jobs=n_jobs,
         random_state=params.seed, theta=params.theta,
     )
+    # maps resolved before ENGINE_VERSION 4 have one learning rate for both phases
+    after = resolved.get("learning_rate_after", resolved["learning_rate"])
     phases = [
-        (params.early_exaggeration_iter, params.early_exaggeration, params.initial_momentum),
-        (params.n_iter - params.early_exaggeration_iter, 1.0, params.final_momentum),
+        (params.early_exaggeration_iter, params.early_exaggeration, params.initial_momentum,
+         resolved["learning_rate"]),
+        (params.n_iter - params.early_exaggeration_iter, 1.0, params.final_momentum, after),
     ]
     every = PROGRESS_EVERY if track else CHECK_EVERY
     max_boxes = resolved.get("fft_max_boxes")  # absent: BH, or a map resolved before the grid was capped
     n_run = 0
-    for n_iter, exaggeration, momentum in phases:
+    for n_iter, exaggeration, momentum, learning_rate in phases:
         if n_iter <= 0:
             continue
         monitor = _PhaseMonitor(params.n_iter_without_progress, n_iter, bar, stop)
@@ -392,7 +395,7 @@ def _optimize(init: np.ndarray, P: Any, params: EmbedParams, resolved: dict, n_j
             extra = {"ints_in_interval": fft_interval(embedding, max_boxes)} if max_boxes else {}
             embedding = embedding.optimize(
                 n_iter=chunk, exaggeration=exaggeration, momentum=momentum,
-                learning_rate=resolved["learning_rate"], inplace=True,
+                learning_rate=learning_rate, inplace=True,
                 callbacks=[monitor.offset(done)] if use_callback else None, callbacks_every_iters=every,
                 **extra,
             )
