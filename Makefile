@@ -17,7 +17,7 @@ N_ITER      ?= 750
 SEED        ?= 0
 OUT         ?= work_dirs/figures
 QUICK       ?=
-# TEST_WORKERS=N: pytest-xdist processes of `make test` (one test file per process at a time, the two longest tests on one; 0: in-process)
+# TEST_WORKERS=N: pytest-xdist processes of `make test` (one test file per process at a time; 0: in-process)
 TEST_WORKERS ?= 2
 # NPROC=N: extract on N ranks of this node (torchrun, --launcher pytorch; gloo on CPUs, nccl on GPUs)
 NPROC       ?=
@@ -101,7 +101,7 @@ browser:
 	  && echo "browser: installed Debian chromium" || echo "browser: chromium not installed (needs root and apt-get); the browser test will skip"; }
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick,) $(if $(FULL),--full,)

@@ -16,21 +16,6 @@ DEMO_CONFIG = str(ROOT / "configs" / "digits_resnet18.py")
 STAGES_CONFIG = str(ROOT / "tests" / "configs" / "digits_three_stages.py")
 
 
-#: Tests that each keep both cores busy for minutes (the tiny bench, the demo): with pytest-xdist
-#: they run one after the other on one worker instead of side by side, where each slowed the other
-#: about threefold (`make test` with --durations: 635 s and 613 s side by side, ~400 s and ~200 s alone).
-ONE_WORKER = ("test_bench.py::test_bench_tiny_runs_end_to_end", "test_demo.py::test_demo_separates_the_digits")
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the groups
-def pytest_collection_modifyitems(config, items):
-    """Under ``--dist loadgroup``, keep each file on one worker (as ``loadfile`` does), and put
-    the :data:`ONE_WORKER` tests in one group of their own."""
-    for item in items:
-        group = "one-worker" if item.nodeid.endswith(ONE_WORKER) else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(autouse=True)
 def _isolated_caches(tmp_path_factory, monkeypatch):
     """Keep file-hash and download caches out of the user's home."""
