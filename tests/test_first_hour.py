@@ -126,7 +126,8 @@ def test_13_ls_tells_two_folders_apart(folder, tmp_path):
 
 def test_14_info_prints_names_as_they_are_and_short_numbers(folder):
     tree, store, key = folder
-    assert _invoke("-q", "embed", "--store", store, "--stage", "pre_logits", *FAST).exit_code == 0
+    r = _invoke("-q", "embed", "--entry", key, "--store", store, "--stage", "pre_logits", *FAST)
+    assert r.exit_code == 0, r.output
     text = _invoke("store", "info", key[:12], "--store", store).stdout
     assert "Über" in text and "\\u00dc" not in text
     maps = [line for line in text.splitlines() if line.startswith("  ") and "rows=" in line]

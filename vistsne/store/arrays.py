@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -45,6 +46,29 @@ class Where:
     def __str__(self) -> str:
         node = f" {self.node}" if self.node else ""
         return f"entry {self.entry[:12]}{node} array {self.array}"
+
+
+#: Tries of :func:`require_group` while another process is creating the same group.
+GROUP_TRIES = 20
+
+
+def require_group(parent, name: str):
+    """``parent[name]``, created when missing, safe when another process creates it at the same time.
+
+    zarr's ``require_group`` looks, then creates, and raises ``ContainsGroupError`` when another
+    process created the group in between (seen under load: two writers of one map). Then the group
+    exists, so it is opened; a ``zarr.json`` not yet complete reads as missing for a moment, so
+    that is tried again.
+    """
+    from zarr.errors import ContainsGroupError
+
+    for attempt in range(GROUP_TRIES):
+        try:
+            return parent.require_group(name)
+        except (ContainsGroupError, FileExistsError, KeyError, ValueError):
+            if attempt == GROUP_TRIES - 1:
+                raise
+            time.sleep(0.005 * (attempt + 1))
 
 
 def compressors():

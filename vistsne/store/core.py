@@ -354,7 +354,7 @@ class Store(PartsMixin, MapsMixin):
             if "entries" not in self.root:
                 if self.readonly:
                     return None
-                self._entries_group = self.root.require_group("entries")
+                self._entries_group = arrays.require_group(self.root, "entries")
             else:
                 self._entries_group = self.root["entries"]
         return self._entries_group
@@ -368,7 +368,7 @@ class Store(PartsMixin, MapsMixin):
         if not create:
             raise NotFoundError(f"no entry {key[:12]} in store {self.path}", "list them with `vistsne store ls`")
         with self._lock(f"entries/{key}"):
-            return ents.require_group(key)
+            return arrays.require_group(ents, key)
 
     def entry_keys(self) -> list[str]:
         ents = self._entries()
@@ -516,7 +516,7 @@ class Store(PartsMixin, MapsMixin):
         """
         grp = self._entry_group(key, create=True)
         wid = uuid.uuid4().hex[:12]
-        grp.require_group("writers").create_group(wid, attributes=writers.identity())
+        arrays.require_group(grp, "writers").create_group(wid, attributes=writers.identity())
         return wid
 
     def unregister_writer(self, key: str, wid: str) -> None:

@@ -68,7 +68,7 @@ class MapsMixin:
             return None
         grp = ents[key]
         if "embeddings" not in grp:
-            return grp.require_group("embeddings") if create and not self.readonly else None
+            return arrays.require_group(grp, "embeddings") if create and not self.readonly else None
         return grp["embeddings"]
 
     def attempts(self, key: str, ekey: str | None = None) -> list[EmbeddingInfo]:

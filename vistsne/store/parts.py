@@ -77,7 +77,7 @@ class PartsMixin:
         """The zarr group of the entry's parts (None if it has none yet and ``create`` is False)."""
         grp = self._entry_group(key, create=create)
         if "parts" not in grp:
-            return grp.require_group("parts") if create and not self.readonly else None
+            return arrays.require_group(grp, "parts") if create and not self.readonly else None
         return grp["parts"]
 
     def parts(self, key: str) -> list[PartInfo]:
@@ -171,7 +171,7 @@ class PartsMixin:
         if thumbs is not None:
             rec["thumb"] = arrays.write(grp, "thumb", thumbs, (max(1, min(n, 1024)),) + tuple(thumbs.shape[1:]),
                                         sizes)
-        fg = grp.require_group("feat")
+        fg = arrays.require_group(grp, "feat")
         for stage, arr in feats.items():
             arr = np.asarray(arr)
             rec[f"feat/{stage}"] = arrays.write(fg, stage, arr, (rows, arr.shape[1]), sizes)
