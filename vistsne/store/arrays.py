@@ -20,6 +20,7 @@ decompression error.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ def require_group(parent, name: str):
     for attempt in range(GROUP_TRIES):
         try:
             return parent.require_group(name)
-        except (ContainsGroupError, FileExistsError, KeyError, ValueError):
+        except (ContainsGroupError, FileExistsError, KeyError, json.JSONDecodeError):
             if attempt == GROUP_TRIES - 1:
                 raise
             time.sleep(0.005 * (attempt + 1))
