@@ -52,6 +52,33 @@ def test_hnsw_graph_is_close_to_exact_without_self():
     assert qi.max() < 500 and _recall(qi, ei) > 0.95
 
 
+def test_compact_hnsw_graph_holds_the_same_values_in_half_the_bytes():
+    X, _ = _digits(800)
+    index = KnnIndex(X, "hnsw", seed=0)  # one index: both answers read the same graph
+    wide_i, wide_d = index.graph(30)
+    idx, dist = index.graph(30, compact=True)
+    assert idx.dtype == np.int32 and dist.dtype == np.float32
+    assert np.array_equal(idx, wide_i) and np.array_equal(dist.astype(np.float64), wide_d)
+    assert idx.nbytes + dist.nbytes == (wide_i.nbytes + wide_d.nbytes) // 2
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_affinities_are_opentsnes_bit_for_bit(compact):
+    from openTSNE.affinity import joint_probabilities_nn
+
+    from vistsne.embed.tsne import _affinities
+
+    X, _ = _digits(900)
+    idx, dist = KnnIndex(X, "hnsw", seed=0).graph(60, compact=compact)
+    for k, perplexity in ((60, 20.0), (36, 12.0)):  # the whole graph, and its first k columns
+        ref = joint_probabilities_nn(idx[:, :k].astype(np.int64), dist[:, :k].astype(np.float64), [perplexity],
+                                     symmetrize=True, n_jobs=2)
+        P = _affinities(idx, dist, perplexity, k, 2)
+        assert P.dtype == np.float64 and P.shape == ref.shape
+        assert np.array_equal(P.indptr, ref.indptr) and np.array_equal(P.indices, ref.indices)
+        assert np.array_equal(P.data, ref.data)  # not merely close: the maps stay those of the cache
+
+
 @pytest.mark.slow
 def test_approximate_graph_past_a_lowered_budget_gives_a_sane_map(monkeypatch):
     X, y = _digits()

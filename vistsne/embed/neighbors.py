@@ -88,8 +88,13 @@ class KnnIndex:
         if self.method not in ("exact", "hnsw", "annoy"):
             raise ValueError(f"unknown kNN method {method!r}")
 
-    def graph(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Each row's ``k`` nearest other rows (``1 <= k <= N - 1``)."""
+    def graph(self, k: int, compact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's ``k`` nearest other rows (``1 <= k <= N - 1``).
+
+        ``compact``: hnswlib's graph comes as int32 indices and float32 distances (the precision
+        hnswlib computes in, so no value changes; half the memory: 0.72 GB a million rows at
+        k = 90, against 1.44 GB); the other backends' answers are as documented above.
+        """
         n, k = self.X.shape[0], int(k)
         if not 1 <= k <= n - 1:
             raise ValueError(f"k={k} needs 1 <= k <= n-1 with n={n}")
@@ -102,8 +107,8 @@ class KnnIndex:
             idx, dist = self._index.build()
             return np.asarray(idx, dtype=np.int64), np.asarray(dist, dtype=np.float64)
         index = self._hnsw()
-        out_i = np.empty((n, k), dtype=np.int64)
-        out_d = np.empty((n, k), dtype=np.float64)
+        out_i = np.empty((n, k), dtype=np.int32 if compact and n < 2 ** 31 else np.int64)
+        out_d = np.empty((n, k), dtype=np.float32 if compact else np.float64)
         index.set_ef(max(HNSW_EF_MIN, 2 * (k + 1)))
         for start in range(0, n, QUERY_ROWS):
             stop = min(n, start + QUERY_ROWS)

@@ -464,7 +464,9 @@ def embed_many(X: np.ndarray, labels: np.ndarray, params_list: Iterable[EmbedPar
     (optional) counts the shared work done. ``stage`` names the features in
     error messages. ``feature_acc``: the feature-space 10-NN accuracy of these
     rows when already known (it does not depend on t-SNE parameters). The same
-    inputs, seed and ``n_jobs`` give the same coordinates.
+    inputs, seed and ``n_jobs`` give the same coordinates while the kNN graph is
+    exact; hnswlib's graph is reproducible with ``n_jobs=1`` only (its index
+    built on several threads varies from run to run).
     """
     X = np.asarray(X)
     labels = np.asarray(labels).reshape(-1)
@@ -486,13 +488,14 @@ def describe(p: EmbedParams, params_list: list[EmbedParams]) -> str:
 
 
 def knn_graph(Xp: np.ndarray, k: int, method: str, n_jobs: int,
-              with_index: bool = False) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, KnnIndex]:
+              with_index: bool = False, compact: bool = False) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, KnnIndex]:
     """The ``k`` nearest neighbours of every row: exact (brute force), hnswlib's HNSW or Annoy.
 
     ``with_index``: also return the :class:`~vistsne.embed.neighbors.KnnIndex`, to query new rows.
+    ``compact``: see :meth:`~vistsne.embed.neighbors.KnnIndex.graph`.
     """
     index = KnnIndex(Xp, method, n_jobs=n_jobs, seed=KNN_SEED)
-    neighbors, distances = index.graph(k)
+    neighbors, distances = index.graph(k, compact=compact)
     return (neighbors, distances, index) if with_index else (neighbors, distances)
 
 
@@ -511,11 +514,28 @@ def _knn_estimate(n: int, dims: int, k: int, method: str, n_jobs: int) -> float:
 
 def _affinities(neighbors: np.ndarray, distances: np.ndarray, perplexity: float, k: int,
                 n_jobs: int):
-    """openTSNE's symmetric perplexity-based P from the first ``k`` neighbours of the graph."""
-    from openTSNE.affinity import joint_probabilities_nn
+    """openTSNE's symmetric perplexity-based P from the first ``k`` neighbours of the graph.
 
-    return joint_probabilities_nn(neighbors[:, :k], distances[:, :k], [float(perplexity)],
-                                  symmetrize=True, n_jobs=n_jobs)
+    The same matrix, bit for bit, as ``openTSNE.affinity.joint_probabilities_nn(...,
+    symmetrize=True)``: each row's conditional probabilities by openTSNE's own perplexity search,
+    then ``(P + P.T) / 2`` normalised to sum 1. Built with less memory: the conditional matrix is
+    dropped before the halving, which runs in place (openTSNE's ``(P + P.T) / 2`` holds the
+    conditional P, the sum and the halved copy at once: 5.4 GB at 1,000,000 rows and k = 90).
+    """
+    import scipy.sparse as sp
+    from openTSNE import _tsne
+
+    n, k = neighbors.shape[0], int(k)
+    conditional = np.asarray(_tsne.compute_gaussian_perplexity(
+        np.array(distances[:, :k], dtype=float), np.array([float(perplexity)], dtype=float),
+        num_threads=max(1, int(n_jobs))))
+    P = sp.csr_matrix((conditional.ravel(), np.ascontiguousarray(neighbors[:, :k]).ravel(),
+                       range(0, n * k + 1, k)), shape=(n, n))
+    del conditional
+    P = P + P.T
+    P.data *= 0.5  # exact, as openTSNE's / 2
+    P /= np.sum(P)
+    return P
 
 
 def _reference_affinities(neighbors: np.ndarray, distances: np.ndarray, index: KnnIndex, perplexity: float,
@@ -645,8 +665,11 @@ def _embed_group(X: np.ndarray, labels: np.ndarray, pca_dims: int, knn_method: s
     dims = Xp.shape[1]
     with _phase(progress, f"kNN graph {stage} ({knn_method}, {n} rows x {dims} dims, k={width})",
                 _knn_estimate(n, dims, width, knn_method, n_jobs)):
-        neighbors, distances, index = knn_graph(Xp, width, knn_method, n_jobs, with_index=True)
+        neighbors, distances, index = knn_graph(Xp, width, knn_method, n_jobs, with_index=True,
+                                                compact=not graph_is_x)
     stats.knn_builds += 1
+    if fit_rows is None:
+        del index  # only the placement of a subsample's other rows queries it (hnswlib's: 0.4 GB a million rows)
     kept = np.ascontiguousarray(neighbors[:, :min(KEEP_NEIGHBORS, width)], dtype=np.int32)
     if want_acc:
         with _phase(progress, f"feature-space 10-NN accuracy {stage} ({n_all} rows x {d} dims)",
@@ -689,8 +712,6 @@ def _embed_group(X: np.ndarray, labels: np.ndarray, pca_dims: int, knn_method: s
                 init = _initial_positions("random", Xp, None, *key)
             jobs.append((i, P, init))
     del neighbors, distances
-    if fit_rows is None:
-        del index
     # a P that only one map uses is handed to it as it is (openTSNE scales P in place and back)
     users: dict[int, int] = {}
     for _, P, _ in jobs:
