@@ -401,9 +401,14 @@ def resolve(params: EmbedParams, n_samples: int, n_features: int) -> dict:
 #: 0.98 GB against a measured peak of 0.60 GB at 50,000 rows of 512 dims
 #: (`python benchmarks/scale_embed.py`).
 BASE_BYTES = 450e6
-#: Bytes per affinity (CSR value and column: 12) times the copies that exist at once
-#: while openTSNE symmetrises P (P, its transpose and their sum).
-AFFINITY_BYTES = 12 * 3
+#: Bytes per affinity of the symmetric P (2 N k entries at most; CSR value and column: 12)
+#: times the copies that exist at once while it is symmetrised: the conditional P and its
+#: transpose (half as many entries each) and the sum's buffer (sized for both).
+AFFINITY_BYTES = 12 * 2
+#: The same for a ``--subsample`` map, whose P openTSNE's ``PerplexityBasedNN`` builds (its
+#: transform needs that object), with one copy more: its ``(P + P.T) / 2`` keeps P, the sum
+#: and the halved copy at once.
+AFFINITY_BYTES_OPENTSNE = 12 * 3
 #: Bytes per optimised row: coordinates, gradients, gains and update (float64, 2 each)
 #: and the FFT gradient's per-point interpolation buffers.
 OPTIMISE_ROW_BYTES = 400
@@ -415,7 +420,8 @@ def memory_estimate(params: EmbedParams, n_samples: int, n_features: int, itemsi
 
     ``features``: the array as read (``itemsize`` bytes a value, float16 read as float32
     for PCA); ``preprocessed``: its PCA; ``graph``: the kNN graph (int64 indices and float64
-    distances, plus the HNSW index); ``affinities``: P while it is symmetrised, plus each
+    distances; hnswlib's int32 and float32, and its index, which is freed before the affinities
+    unless a subsample's other rows will query it); ``affinities``: P while it is symmetrised, plus each
     further map's own copy; ``optimisation``: the optimised rows; ``base``: the interpreter
     and libraries. ``total`` sums them. A formula, calibrated against measured peaks.
     """
@@ -426,9 +432,14 @@ def memory_estimate(params: EmbedParams, n_samples: int, n_features: int, itemsi
     dims = r["pca_dims"] or n_features
     features = n * n_features * max(4, int(itemsize))
     preprocessed = n * r["pca_dims"] * 4
-    graph = n_fit * k * 16 + (n_fit * (dims * 4 + 16 * 2 * 4 + 64) if r["knn_method"] != "exact" else 0)
+    approx = r["knn_method"] != "exact"
+    graph = n_fit * k * (8 if approx else 16)
+    index = n_fit * (dims * 4 + 16 * 2 * 4 + 64) if approx else 0
     nnz = 2 * n_fit * k
-    affinities = nnz * AFFINITY_BYTES + max(0, int(maps_at_once) - 1) * nnz * 12
+    placing = n_fit < n  # a subsample: openTSNE's affinities, and its index queried after them
+    affinities = (nnz * (AFFINITY_BYTES_OPENTSNE if placing else AFFINITY_BYTES)
+                  + max(0, int(maps_at_once) - 1) * nnz * 12)
+    graph += index if placing else max(0, index - affinities)
     optimisation = max(1, int(maps_at_once)) * n_fit * OPTIMISE_ROW_BYTES
     parts = {"features": features, "preprocessed": preprocessed, "graph": graph, "affinities": affinities,
              "optimisation": optimisation, "base": int(BASE_BYTES)}
