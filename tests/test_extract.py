@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -189,6 +190,19 @@ def test_float16_precision_on_the_cpu_is_one_line_naming_bfloat16(store_path):
     assert "--precision bfloat16" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not Path(store_path).exists() or not Store(store_path, mode="r").entry_keys()  # nothing half-made
+
+
+def test_bfloat16_on_a_cpu_without_bfloat16_units_says_it_is_emulated(caplog):
+    from vistsne.extract.model import Precision, native_cpu_bfloat16
+
+    with caplog.at_level(logging.WARNING, logger="vistsne"):
+        Precision("float32", "cpu")
+        assert not caplog.records  # float32 never warns
+        Precision("bfloat16", "cpu")
+    warned = [r.getMessage() for r in caplog.records if "no bfloat16 units" in r.getMessage()]
+    # this CPU's own answer decides: one line naming the fix where bfloat16 is emulated, none where native
+    assert len(warned) == (0 if native_cpu_bfloat16() else 1), warned
+    assert all("--precision float32" in m for m in warned)
 
 
 def _stopped(pid: int, timeout: float = 10.0) -> bool:
