@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.scale_embed import CACHE, _child, say  # noqa: E402
+from benchmarks.scale_embed import CACHE, _child, say, worktree  # noqa: E402
 
 #: the commit before the lean affinities (the "before" of the pair)
 BEFORE = "7e9966f"
@@ -70,17 +69,10 @@ def measure(n: int, before: str, n_jobs: int) -> dict:
     say(f"data: {n} rows x {DIMS} in {time.perf_counter() - t0:.0f}s ({path.name})")
     args = {"data": str(path), "n_jobs": n_jobs, "n_iter": 2}
     doc: dict = {"n": n, "dims": DIMS, "n_jobs": n_jobs, "before_commit": before}
-    with tempfile.TemporaryDirectory(prefix="peak-memory-", dir=CACHE) as tmp:
-        tree = Path(tmp) / f"before-{before}"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), before],
-                       check=True, capture_output=True, text=True, timeout=300)
-        try:
-            for name, env in (("before", {"VISTSNE_BENCH_TREE": str(tree)}), ("after", None)):
-                say(f"embed phases ({name}) at N={n}")
-                doc[name] = _child("embed", args, env=env, timeout=3 * 3600)
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
-                           capture_output=True, timeout=300)
+    with tempfile.TemporaryDirectory(prefix="peak-memory-", dir=CACHE) as tmp, worktree(Path(tmp), before) as tree:
+        for name, env in (("before", {"VISTSNE_BENCH_TREE": str(tree)}), ("after", None)):
+            say(f"embed phases ({name}) at N={n}")
+            doc[name] = _child("embed", args, env=env, timeout=3 * 3600)
     b, a = doc["before"].get("peak_rss_mb"), doc["after"].get("peak_rss_mb")
     doc["ratio_after_before"] = a / b if a and b else None
     return doc

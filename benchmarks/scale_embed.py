@@ -46,6 +46,7 @@ several; a tree with uncommitted changes there keeps nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -277,12 +278,17 @@ def features(store: Path, sizes: list[int], dest: Path) -> dict[int, str]:
     return {"entry": entry, "rows_present": int(len(present)), "paths": out}
 
 
-def _before_tree(work: Path) -> Path:
-    path = work / f"before-{BEFORE_COMMIT}"
-    if not path.exists():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), BEFORE_COMMIT],
-                       check=True, capture_output=True, text=True, timeout=300)
-    return path
+@contextlib.contextmanager
+def worktree(work: Path, commit: str = BEFORE_COMMIT):
+    """A git worktree of ``commit`` under ``work`` (for ``VISTSNE_BENCH_TREE``), removed afterwards."""
+    path = work / f"before-{commit}"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), commit],
+                   check=True, capture_output=True, text=True, timeout=300)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)],
+                       capture_output=True, timeout=300)
 
 
 def _head() -> str:
@@ -408,13 +414,9 @@ def measure(n_max: int, *, full: bool = False, store: Path = STORE, sample: int 
             n_ba = 70_000 if 70_000 in have else n_top
 
             def before_run():
-                tree = _before_tree(tmp)
-                try:
+                with worktree(tmp) as tree:
                     return _child("embed", {"data": have[n_ba], "n_jobs": n_jobs, "n_iter": n_iter},
                                   env={"VISTSNE_BENCH_TREE": str(tree)})
-                finally:
-                    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
-                                   capture_output=True, timeout=300)
 
             say(f"embed before ({BEFORE_COMMIT}) at N={n_ba}")
             b = done.run(f"before {BEFORE_COMMIT} {n_ba} {n_iter}", before_run)
