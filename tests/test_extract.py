@@ -205,6 +205,18 @@ def test_bfloat16_on_a_cpu_without_bfloat16_units_says_it_is_emulated(caplog):
     assert all("--precision float32" in m for m in warned)
 
 
+def test_the_cli_says_bfloat16_is_emulated_when_it_computes_and_not_on_a_cache_hit(store_path):
+    from vistsne.extract.model import native_cpu_bfloat16
+
+    args = ("extract", DEMO_CONFIG, "--precision", "bfloat16", "--device", "cpu", "--max-num-class", "2",
+            "--max-num-samples", "2", "--store", store_path)
+    first, hit = run_cli(*args), run_cli(*args)
+    lines = [ln for ln in first.stderr.splitlines() if "no bfloat16 units" in ln]
+    assert len(lines) == (0 if native_cpu_bfloat16() else 1), first.stderr
+    assert all("--precision float32" in ln for ln in lines)
+    assert "cache hit" in hit.stdout + hit.stderr and "no bfloat16 units" not in hit.stderr  # nothing computed
+
+
 def _stopped(pid: int, timeout: float = 10.0) -> bool:
     """Wait until process ``pid`` is stopped (SIGSTOP delivered): state T in /proc."""
     deadline = time.time() + timeout
