@@ -16,9 +16,8 @@ bfloat16, stage ``pre_logits`` (512-d), 100,000 a class, extracted once into
 (the same command resumes an extraction that was stopped; on a CPU without bfloat16 units, AVX512-BF16
 or AMX, bfloat16 is emulated, 14 img/s here against 115 in float32: use ``--precision float32``, about
 2.5 hours for the million, or a smaller store, e.g. ``expand=80000`` and 7,000 a class for 70,000
-rows in 10 minutes). A size N is a class-balanced sample of
-N of the rows present (every size up to what the store holds; larger sizes are reported as
-missing). Each measurement runs in a child process of its own (this file with ``--child``), whose
+rows in 10 minutes). A size N is a class-balanced sample of N of the rows of the store's largest
+entry (every size up to what it holds; larger sizes are reported as missing). Each measurement runs in a child process of its own (this file with ``--child``), whose
 peak RSS is the child's own ``VmHWM``:
 
 * ``embed``: ``embed_many`` of the working tree at each N (70,000, 100,000; 250,000 and
@@ -262,8 +261,10 @@ def features(store: Path, sizes: list[int], dest: Path) -> dict[int, str]:
     from vistsne.store import Store
 
     st = Store(str(store), mode="r")
-    entry = st.entry_keys()[0]
-    present = np.array(sorted(st.present(entry, [STAGE])), dtype=np.int64)
+    # a store of several extractions (70,000 rows, then 250,000): the one holding the most rows
+    held = {key: st.present(key, [STAGE]) for key in st.entry_keys()}
+    entry = max(held, key=lambda key: len(held[key]))
+    present = np.array(sorted(held[entry]), dtype=np.int64)
     labels = st.read_rows(entry, present, what="label")
     out = {}
     for n in sorted(set(sizes)):
