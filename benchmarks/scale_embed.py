@@ -14,10 +14,12 @@ bfloat16, stage ``pre_logits`` (512-d), 100,000 a class, extracted once into
         --thumb-size 16 --precision bfloat16 --device cpu --store benchmarks/.cache/scale_store.zarr
 
 (the same command resumes an extraction that was stopped; on a CPU without bfloat16 units, AVX512-BF16
-or AMX, bfloat16 is emulated, 14 img/s here against 115 in float32: use ``--precision float32``, about
-2.5 hours for the million, or a smaller store, e.g. ``expand=80000`` and 7,000 a class for 70,000
-rows in 10 minutes). A size N is a class-balanced sample of N of the rows of the store's largest
-entry (every size up to what it holds; larger sizes are reported as missing). Each measurement runs in a child process of its own (this file with ``--child``), whose
+or AMX, bfloat16 is emulated, 14 img/s here against 115 in float32: use ``--precision float32``,
+about 2.2 hours for the million at 125 img/s, and stop it when it holds enough rows for the sizes
+wanted; a prefix of the extraction is close to class-balanced, about 10% a class, and a later run
+of the same command goes on from there). A size N is a class-balanced sample of N of the rows of
+the store's largest entry (every size up to what it holds; larger sizes are reported as missing).
+Each measurement runs in a child process of its own (this file with ``--child``), whose
 peak RSS is the child's own ``VmHWM``:
 
 * ``embed``: ``embed_many`` of the working tree at each N (70,000, 100,000; 250,000 and
