@@ -17,10 +17,11 @@ bfloat16, stage ``pre_logits`` (512-d), 100,000 a class, extracted once into
 or AMX, bfloat16 is emulated, 14 img/s here against 115 in float32: use ``--precision float32``,
 about 2.2 hours for the million at 125 img/s, and stop it when it holds enough rows for the sizes
 wanted; a prefix of the extraction is close to class-balanced, about 10% a class, and a later run
-of the same command goes on from there). A size N is a class-balanced sample of N of the rows of
-the store's largest entry (every size up to what it holds; larger sizes are reported as missing).
-Each measurement runs in a child process of its own (this file with ``--child``), whose
-peak RSS is the child's own ``VmHWM``:
+of the same command goes on from there; where the million must be built in one sitting, the same
+command at ``image_size=16`` ran at 275 img/s here, 63 minutes for the million). A size N is a
+class-balanced sample of N of the rows of the store's largest entry (every size up to what it
+holds; larger sizes are reported as missing). Each measurement runs in a child process of its
+own (this file with ``--child``), whose peak RSS is the child's own ``VmHWM``:
 
 * ``embed``: ``embed_many`` of the working tree at each N (70,000, 100,000; 250,000 and
   1,000,000 with ``--full``): wall and peak RSS, the map's metrics, each phase's seconds.
